@@ -1,0 +1,602 @@
+"""Privacy accounting for private AMHT-LRS in the billboard model (SPEC §6, paper Section 2.2).
+
+The mechanism
+-------------
+Private AMHT-LRS runs ``L`` iterations. In each one the server releases two Gaussian mechanisms: the clipped
+statistics ``S_A + N₁`` and ``S_V + N₂``, with i.i.d. Gaussian entries of standard deviation
+``Δ·σ_DP·√L``, where ``Δ`` is that statistic's L2 (Frobenius) sensitivity to adding or removing ONE
+user's (task's) entire data (``Δ_A = m·A₁²·A_w²``, ``Δ_V = m·A₁·(A₂ + A₃)·A_w``, see
+:func:`lorsa.privacy.clipping.sensitivities`). Divided by its sensitivity, each release is a Gaussian
+mechanism with noise multiplier ``z = σ_DP·√L``, and the run is the adaptive composition of ``2L`` of them;
+optionally one more Gaussian release (a private method-of-moments initialisation) with its own noise
+multiplier ``z₀``.
+
+Each release is ``1/(2z²)``-zCDP, so the ``2L`` releases give ``ρ = 2L/(2σ_DP²L) = 1/σ_DP²`` (plus
+``1/(2z₀²)`` for a private start), i.e. (ε, δ)-DP with ``ε = ρ + 2√(ρ·log(1/δ))`` (SPEC §6, Theorem 2). Note
+that ε does not depend on ``L`` at fixed σ_DP: the ``√L`` in the noise pays for the ``L`` rounds.
+
+The tighter accountants come from Google's ``dp-accounting`` (``pip install "lorsa[dp]"``), imported lazily so
+that this module imports without it: ``"pld"`` (privacy loss distributions, numerically tight up to a
+pessimistic discretisation) and ``"rdp"`` (Rényi DP, a valid but slightly looser upper bound).
+
+A symmetric ``N₁`` (upper triangle incl. diagonal drawn i.i.d. and mirrored) is covered by the same
+analysis: the upper triangle of a symmetric change has ℓ₂ norm at most its Frobenius norm, so the mechanism
+releasing the upper triangle has sensitivity at most ``Δ_A``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lorsa.privacy._checks import check_choice, check_positive_int, check_real
+from lorsa.privacy.clipping import sensitivities
+
+__all__ = [
+    "ACCOUNTANTS",
+    "PrivacyReport",
+    "build_dp_event",
+    "calibrate_noise",
+    "epsilon_for_noise",
+    "init_noise_multiplier_for_share",
+    "make_privacy_report",
+    "noise_std",
+    "release_noise_multiplier",
+    "zcdp_epsilon",
+    "zcdp_rho",
+]
+
+#: Accountants understood by :func:`epsilon_for_noise` and :func:`calibrate_noise`.
+ACCOUNTANTS: tuple[str, ...] = ("pld", "rdp")
+
+#: Discretisation interval of the PLD accountant (dp-accounting's default; pessimistic, i.e. ε is rounded up).
+PLD_DISCRETIZATION = 1e-4
+
+_NEIGHBOURING = "add or remove one user's (task's) entire data"
+
+
+def _import_dp_accounting() -> Any:
+    try:
+        import dp_accounting
+    except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
+        raise ImportError(
+            "lorsa's privacy accounting needs the optional dependency 'dp-accounting' "
+            '(Google\'s DP accounting library); install it with: pip install "lorsa[dp]"'
+        ) from exc
+    return dp_accounting
+
+
+def _dp_accounting_version(dpa: Any) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("dp-accounting")
+    except Exception:  # metadata missing (e.g. a vendored copy): fall back to the module attribute
+        return str(getattr(dpa, "__version__", "unknown"))
+
+
+def _check_delta(delta: Any) -> float:
+    return check_real("delta", delta, 0.0, 1.0)
+
+
+def _check_init(init_noise_multiplier: Any) -> float | None:
+    if init_noise_multiplier is None:
+        return None
+    return check_real("init_noise_multiplier", init_noise_multiplier, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# closed forms
+# ----------------------------------------------------------------------------------------------------------
+
+
+def release_noise_multiplier(sigma_dp: float, n_iter: int) -> float:
+    """Noise multiplier ``z = σ_DP·√L`` of each of the ``2L`` sensitivity-normalised Gaussian releases.
+
+    Parameters
+    ----------
+    sigma_dp : float
+        The paper's noise scale σ_DP > 0 (SPEC §6).
+    n_iter : int
+        Number of AMHT-LRS iterations ``L >= 1``.
+    """
+    sigma_dp = check_real("sigma_dp", sigma_dp, 0.0)
+    n_iter = check_positive_int("n_iter", n_iter)
+    return sigma_dp * math.sqrt(n_iter)
+
+
+def noise_std(sensitivity: float, sigma_dp: float, n_iter: int) -> float:
+    """Standard deviation ``Δ·σ_DP·√L`` of each Gaussian noise entry added to a statistic (SPEC §6).
+
+    Parameters
+    ----------
+    sensitivity : float
+        The statistic's Frobenius sensitivity Δ (``Δ_A`` for ``S_A``, ``Δ_V`` for ``S_V``), > 0.
+    sigma_dp : float
+        σ_DP > 0.
+    n_iter : int
+        ``L >= 1``.
+    """
+    sensitivity = check_real("sensitivity", sensitivity, 0.0)
+    return sensitivity * release_noise_multiplier(sigma_dp, n_iter)
+
+
+def zcdp_rho(sigma_dp: float, init_noise_multiplier: float | None = None) -> float:
+    """zCDP parameter ρ of the whole run: ``1/σ_DP²`` (Theorem 2) plus ``1/(2z₀²)`` for a private start.
+
+    Parameters
+    ----------
+    sigma_dp : float
+        σ_DP > 0; the ``2L`` releases with noise multiplier ``σ_DP·√L`` give ``2L/(2σ_DP²L) = 1/σ_DP²``.
+    init_noise_multiplier : float, optional
+        Noise multiplier ``z₀ > 0`` of a private method-of-moments initialisation, if one is released.
+    """
+    sigma_dp = check_real("sigma_dp", sigma_dp, 0.0)
+    z0 = _check_init(init_noise_multiplier)
+    rho = 1.0 / sigma_dp**2
+    if z0 is not None:
+        rho += 1.0 / (2.0 * z0**2)
+    return rho
+
+
+def zcdp_epsilon(rho: float, delta: float) -> float:
+    """Closed-form conversion of ρ-zCDP to (ε, δ)-DP: ``ε = ρ + 2√(ρ·log(1/δ))`` (SPEC §6, Theorem 2).
+
+    Parameters
+    ----------
+    rho : float
+        zCDP parameter ρ >= 0 (``1/σ_DP²`` for private AMHT-LRS, see :func:`zcdp_rho`).
+    delta : float
+        Target δ in (0, 1).
+
+    Returns
+    -------
+    float
+        ε; an upper bound on what :func:`epsilon_for_noise` reports for the same noise.
+    """
+    rho = check_real("rho", rho, 0.0, low_inclusive=True)
+    delta = _check_delta(delta)
+    return rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
+
+
+def init_noise_multiplier_for_share(sigma_dp: float, init_share: float) -> float:
+    """Noise multiplier ``z₀`` that gives a private initialisation the fraction ``init_share`` of the total ρ.
+
+    With ``ρ_iter = 1/σ_DP²`` and ``ρ_init = 1/(2z₀²) = init_share·ρ_total`` one gets
+    ``z₀ = σ_DP·√((1 − init_share)/(2·init_share))``.
+
+    Parameters
+    ----------
+    sigma_dp : float
+        σ_DP > 0 of the iterations.
+    init_share : float
+        Share of the zCDP budget spent on the initialisation, in (0, 1).
+    """
+    sigma_dp = check_real("sigma_dp", sigma_dp, 0.0)
+    init_share = check_real("init_share", init_share, 0.0, 1.0)
+    return sigma_dp * math.sqrt((1.0 - init_share) / (2.0 * init_share))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dp-accounting
+# ----------------------------------------------------------------------------------------------------------
+
+
+def build_dp_event(sigma_dp: float, n_iter: int, init_noise_multiplier: float | None = None) -> Any:
+    """The ``dp_accounting.DpEvent`` of a private AMHT-LRS run (SPEC §6).
+
+    ``SelfComposedDpEvent(ComposedDpEvent([GaussianDpEvent(z), GaussianDpEvent(z)]), L)`` with
+    ``z = σ_DP·√L`` (noisy ``S_A`` and ``S_V`` per iteration), preceded by ``GaussianDpEvent(z₀)`` when a
+    private initialisation is released.
+
+    Parameters
+    ----------
+    sigma_dp : float
+        σ_DP > 0.
+    n_iter : int
+        ``L >= 1``.
+    init_noise_multiplier : float, optional
+        ``z₀ > 0`` of a private method-of-moments start; ``None`` for a random (data-independent) start.
+    """
+    z = release_noise_multiplier(sigma_dp, n_iter)
+    z0 = _check_init(init_noise_multiplier)
+    dpa = _import_dp_accounting()
+    per_iteration = dpa.ComposedDpEvent([dpa.GaussianDpEvent(z), dpa.GaussianDpEvent(z)])
+    event = dpa.SelfComposedDpEvent(per_iteration, int(n_iter))
+    if z0 is not None:
+        event = dpa.ComposedDpEvent([dpa.GaussianDpEvent(z0), event])
+    return event
+
+
+def _fresh_accountant(accountant: str) -> Any:
+    dpa = _import_dp_accounting()
+    relation = dpa.NeighboringRelation.ADD_OR_REMOVE_ONE  # one user's entire data added or removed
+    if accountant == "pld":
+        return dpa.pld.PLDAccountant(relation, value_discretization_interval=PLD_DISCRETIZATION)
+    return dpa.rdp.RdpAccountant(neighboring_relation=relation)
+
+
+def _epsilon_of_event(event: Any, delta: float, accountant: str) -> float:
+    return float(_fresh_accountant(accountant).compose(event).get_epsilon(delta))
+
+
+def epsilon_for_noise(sigma_dp: float, n_iter: int, delta: float, accountant: str = "pld",
+                      init_noise_multiplier: float | None = None) -> float:
+    """ε spent by private AMHT-LRS with noise scale σ_DP, accounted with dp-accounting (SPEC §6).
+
+    Parameters
+    ----------
+    sigma_dp : float
+        σ_DP > 0; each of the ``2L`` releases has noise std ``Δ·σ_DP·√L``.
+    n_iter : int
+        Number of iterations ``L >= 1``.
+    delta : float
+        Target δ in (0, 1).
+    accountant : {"pld", "rdp"}
+        ``"pld"``: privacy loss distribution accountant (tight); ``"rdp"``: Rényi DP accountant (looser).
+    init_noise_multiplier : float, optional
+        ``z₀`` of an accounted private initialisation; ``None`` when the start is random.
+
+    Returns
+    -------
+    float
+        ε such that the released U (and every noisy ``S_A``, ``S_V``) is (ε, δ)-DP with respect to adding or
+        removing one user's entire data. It is at most :func:`zcdp_epsilon` of :func:`zcdp_rho`.
+    """
+    accountant = check_choice("accountant", accountant, ACCOUNTANTS)
+    delta = _check_delta(delta)
+    event = build_dp_event(sigma_dp, n_iter, init_noise_multiplier)
+    return _epsilon_of_event(event, delta, accountant)
+
+
+def _zcdp_sigma_guess(epsilon: float, delta: float, z0: float | None, init_share: float | None) -> float:
+    """σ_DP at which the closed-form zCDP bound equals ``epsilon`` (a starting point for calibration)."""
+    log_inv_delta = math.log(1.0 / delta)
+    rho = (math.sqrt(log_inv_delta + epsilon) - math.sqrt(log_inv_delta)) ** 2
+    if init_share is not None:
+        rho *= 1.0 - init_share
+    elif z0 is not None:
+        rho -= 1.0 / (2.0 * z0**2)
+    return 1.0 / math.sqrt(rho) if rho > 0 else 1.0
+
+
+def _gaussian_log_delta(z: float, epsilon: float) -> float:
+    """log δ(ε) of one Gaussian mechanism with noise multiplier ``z`` (Balle & Wang 2018, Theorem 8)."""
+    from scipy.special import log_ndtr
+
+    t = epsilon * z + 1.0 / (2.0 * z)
+    x = float(log_ndtr(1.0 / z - t))
+    y = epsilon + float(log_ndtr(-t))
+    return x + math.log1p(-math.exp(y - x)) if y < x else -math.inf
+
+
+def _exact_gaussian_epsilon(z: float, delta: float) -> float:
+    """Exact ε of one Gaussian mechanism with noise multiplier ``z`` at ``delta`` (no accountant slack)."""
+    from scipy.optimize import brentq
+
+    log_delta = math.log(delta)
+    if _gaussian_log_delta(z, 0.0) <= log_delta:
+        return 0.0
+    hi = 1.0
+    while _gaussian_log_delta(z, hi) > log_delta:
+        hi *= 2.0
+    return float(brentq(lambda e: _gaussian_log_delta(z, e) - log_delta, 0.0, hi, xtol=1e-14, rtol=1e-14))
+
+
+def _effective_noise_multiplier(sigma: float, z0: float | None, init_share: float | None) -> float:
+    """All releases are Gaussian, so the run is one Gaussian with ``z_eff = (2/σ_DP² + 1/z₀²)^(-1/2)``."""
+    inv = 2.0 / sigma**2
+    if init_share is not None:
+        inv += 1.0 / init_noise_multiplier_for_share(sigma, init_share) ** 2
+    elif z0 is not None:
+        inv += 1.0 / z0**2
+    return 1.0 / math.sqrt(inv)
+
+
+def calibrate_noise(epsilon: float, delta: float, n_iter: int, accountant: str = "pld", *,
+                    init_noise_multiplier: float | None = None, init_share: float | None = None,
+                    rtol: float = 1e-6) -> float:
+    """Smallest σ_DP whose accounted ε is at most the target ``epsilon`` (SPEC §6).
+
+    Since every release is Gaussian, the run is exactly one Gaussian mechanism with noise multiplier
+    ``(2/σ_DP² + 1/z₀²)^(-1/2)``; its exact ε (Balle & Wang's analytic Gaussian) is a lower bound for any
+    sound accountant, so the exact solution ``σ*`` gives the lower end of a bracket
+    (``ε(σ*(1 − 10⁻⁶)) > epsilon``).
+    The upper end is the first of ``σ*(1 + 10⁻⁴)``, ``σ*·1.01``, ``σ*·1.1``, the closed-form zCDP solution,
+    ... (doubling) that the accountant finds feasible. Brent's method (``scipy.optimize.brentq``, as in
+    ``dp_accounting.calibrate_dp_mechanism``) then refines the bracket to ``rtol·σ*`` and the point returned
+    is verified to satisfy ``ε(σ_DP) <= epsilon`` (moving to the feasible side if needed). Deterministic.
+
+    Parameters
+    ----------
+    epsilon : float
+        Target ε > 0.
+    delta : float
+        Target δ in (0, 1).
+    n_iter : int
+        Number of iterations ``L >= 1`` (ε at fixed σ_DP does not depend on it, the per-release noise does).
+    accountant : {"pld", "rdp"}
+        Accountant used for ε.
+    init_noise_multiplier : float, optional
+        Fixed ``z₀`` of an accounted private initialisation; σ_DP is calibrated for what is left.
+    init_share : float, optional
+        Alternatively, the share of the zCDP budget given to the initialisation, in (0, 1): then
+        ``z₀ = init_noise_multiplier_for_share(σ_DP, init_share)`` moves with σ_DP (compute it from the
+        returned σ_DP with :func:`init_noise_multiplier_for_share`). Mutually exclusive with
+        ``init_noise_multiplier``.
+    rtol : float
+        Relative tolerance on σ_DP, in (0, 0.1).
+
+    Returns
+    -------
+    float
+        σ_DP; the per-release noise multiplier is ``σ_DP·√L`` and the noise std of a statistic is
+        ``Δ·σ_DP·√L``.
+
+    Raises
+    ------
+    ValueError
+        On an invalid argument, or if a fixed ``init_noise_multiplier`` alone already spends at least
+        ``epsilon``.
+    """
+    from scipy.optimize import brentq
+
+    epsilon = check_real("epsilon", epsilon, 0.0)
+    delta = _check_delta(delta)
+    n_iter = check_positive_int("n_iter", n_iter)
+    accountant = check_choice("accountant", accountant, ACCOUNTANTS)
+    z0 = _check_init(init_noise_multiplier)
+    if init_share is not None:
+        if z0 is not None:
+            raise ValueError(
+                "init_noise_multiplier and init_share are mutually exclusive; got "
+                f"init_noise_multiplier={z0!r} and init_share={init_share!r}"
+            )
+        init_share = check_real("init_share", init_share, 0.0, 1.0)
+    rtol = check_real("rtol", rtol, 0.0, 0.1)
+    dpa = _import_dp_accounting()
+
+    if z0 is not None:
+        init_only = _epsilon_of_event(dpa.GaussianDpEvent(z0), delta, accountant)
+        if init_only >= epsilon:
+            raise ValueError(
+                f"init_noise_multiplier={z0!r} alone spends epsilon={init_only:.6g} >= the target "
+                f"epsilon={epsilon!r} (delta={delta!r}); increase init_noise_multiplier or the target"
+            )
+
+    cache: dict[float, float] = {}
+
+    def gap(sigma: float) -> float:
+        if sigma not in cache:
+            init = z0 if init_share is None else init_noise_multiplier_for_share(sigma, init_share)
+            event = build_dp_event(sigma, n_iter, init)
+            cache[sigma] = _epsilon_of_event(event, delta, accountant) - epsilon
+        return cache[sigma]
+
+    def exact_gap(sigma: float) -> float:
+        return _exact_gaussian_epsilon(_effective_noise_multiplier(sigma, z0, init_share), delta) - epsilon
+
+    # exact σ* (cheap, analytic): the accountant can only need more noise than this
+    guess = _zcdp_sigma_guess(epsilon, delta, z0, init_share)
+    lo, hi = guess / 2.0, guess
+    while exact_gap(hi) > 0:
+        lo, hi = hi, hi * 2.0
+    while exact_gap(lo) <= 0:
+        lo, hi = lo / 2.0, lo
+    sigma_star = float(brentq(exact_gap, lo, hi, xtol=1e-12 * hi, rtol=1e-12))
+
+    lo = sigma_star * (1.0 - 1e-6)
+    while gap(lo) <= 0:  # pragma: no cover - only if the accountant were tighter than the exact ε
+        lo /= 2.0
+    candidates = [sigma_star * (1.0 + f) for f in (1e-4, 1e-2, 1e-1)]
+    candidates.append(max(guess, candidates[-1] * 1.5))
+    hi = next((c for c in candidates if gap(c) <= 0), None)
+    if hi is None:  # pragma: no cover - the zCDP solution is feasible for both accountants
+        hi = candidates[-1]
+        while gap(hi) > 0:
+            hi *= 2.0
+
+    xtol = rtol * sigma_star
+    sigma = float(brentq(gap, lo, hi, xtol=xtol))
+    if gap(sigma) > 0:
+        # Brent's root is within xtol of the true one: step to the feasible side, else bisect [sigma, hi].
+        if gap(sigma + xtol) <= 0:
+            sigma += xtol
+        else:  # pragma: no cover
+            a, b = sigma, hi
+            while b - a > xtol:
+                mid = 0.5 * (a + b)
+                a, b = (mid, b) if gap(mid) > 0 else (a, mid)
+            sigma = b
+    return sigma
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the report
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrivacyReport:
+    """What a private AMHT-LRS fit spent and exactly what it protects (SPEC §6), e.g. ``est.privacy_report_``.
+
+    Attributes
+    ----------
+    epsilon : float
+        ε spent, as accounted by ``accountant`` at ``delta``.
+    delta : float
+        δ.
+    epsilon_target : float or None
+        The requested ε (``None`` when σ_DP was given directly).
+    epsilon_zcdp : float
+        The closed-form bound ``ρ + 2√(ρ·log(1/δ))`` of Theorem 2 (>= ``epsilon``).
+    rho : float
+        zCDP ρ of the run: ``1/σ_DP²`` (Theorem 2), plus ``1/(2z₀²)`` for a private start.
+    sigma_dp : float
+        σ_DP.
+    noise_multiplier : float
+        Per-release noise multiplier ``z = σ_DP·√L`` (noise std / sensitivity).
+    n_iter : int
+        Iterations ``L``.
+    n_releases : int
+        Number of Gaussian releases accounted: ``2L`` (+1 with a private start).
+    accountant : str
+        ``"pld"`` or ``"rdp"`` (dp-accounting).
+    A1, A2, A3, A_w : float or None
+        Clipping bounds for ``x`` (ℓ₂), ``y``, ``xᵀb_i`` (scalars) and ``w_i`` (ℓ₂).
+    m : int or None
+        Rows a user contributes per iteration (cap), used in the sensitivities.
+    sensitivity_A, sensitivity_V : float or None
+        Frobenius sensitivities ``Δ_A``, ``Δ_V`` of ``S_A``, ``S_V`` to one user's data.
+    noise_std_A, noise_std_V : float or None
+        Noise std ``Δ·σ_DP·√L`` added to each entry of ``S_A`` and ``S_V``.
+    init : str
+        ``"random"`` (data independent, free) or ``"private_moments"`` (accounted).
+    init_noise_multiplier : float or None
+        ``z₀`` of the private start.
+    neighbouring : str
+        The neighbouring relation of the guarantee.
+    guarantee : str
+        Exact statement of what is protected.
+    dp_accounting_version : str
+        Version of dp-accounting that computed ``epsilon``.
+    """
+
+    epsilon: float
+    delta: float
+    epsilon_target: float | None
+    epsilon_zcdp: float
+    rho: float
+    sigma_dp: float
+    noise_multiplier: float
+    n_iter: int
+    n_releases: int
+    accountant: str
+    A1: float | None
+    A2: float | None
+    A3: float | None
+    A_w: float | None
+    m: int | None
+    sensitivity_A: float | None
+    sensitivity_V: float | None
+    noise_std_A: float | None
+    noise_std_V: float | None
+    init: str
+    init_noise_multiplier: float | None
+    neighbouring: str
+    guarantee: str
+    dp_accounting_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of all fields (floats, ints, strings and ``None`` only)."""
+        return dataclasses.asdict(self)
+
+
+def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | None) -> str:
+    if z0 is None:
+        init = "Initialisation is random (data independent) and spends no privacy budget."
+    else:
+        init = (f"The private method-of-moments initialisation (noise multiplier {z0:.6g}) is one more "
+                "Gaussian release and is included in epsilon.")
+    return (
+        f"User-level ({epsilon:.6g}, {delta:.3g})-differential privacy in the billboard model (SPEC §6), "
+        f"accounted with dp-accounting's {accountant.upper()} accountant: the published shared factor U, "
+        "and every noisy statistic S_A, S_V released while fitting it, is (epsilon, delta)-DP with respect "
+        "to adding or removing ONE user's (task's) entire data. Each w_i and b_i is computed by user i from "
+        "the published U and that user's own data and stays with that user (joint differential privacy in "
+        "the billboard model); handing all W_ and B_ (or another user's w_i, b_i) to one party is outside "
+        f"this guarantee. {init} The guarantee assumes the clipping bounds A1, A2, A3, A_w, the per-user "
+        "row cap m and the hyper-parameters (rank, sparsity, number of iterations) were chosen without "
+        "looking at the private data."
+    )
+
+
+def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountant: str = "pld",
+                        epsilon_target: float | None = None, init_noise_multiplier: float | None = None,
+                        A1: float | None = None, A2: float | None = None, A3: float | None = None,
+                        A_w: float | None = None, m: int | None = None, sensitivity_A: float | None = None,
+                        sensitivity_V: float | None = None) -> PrivacyReport:
+    """Account a private AMHT-LRS run and build its :class:`PrivacyReport` (SPEC §6).
+
+    Parameters
+    ----------
+    sigma_dp : float
+        σ_DP > 0 (typically from :func:`calibrate_noise`).
+    n_iter : int
+        ``L >= 1``.
+    delta : float
+        δ in (0, 1).
+    accountant : {"pld", "rdp"}
+        Accountant for ε.
+    epsilon_target : float, optional
+        The requested ε; if given, the accounted ε must not exceed it.
+    init_noise_multiplier : float, optional
+        ``z₀`` of a private method-of-moments start (``None``: random start).
+    A1, A2, A3, A_w : float, optional
+        Clipping bounds (> 0), reported; with ``m`` they determine ``Δ_A`` and ``Δ_V`` unless given.
+    m : int, optional
+        Per-user, per-iteration row cap.
+    sensitivity_A, sensitivity_V : float, optional
+        ``Δ_A``, ``Δ_V`` when known directly (e.g. each user's whole contribution clipped in Frobenius norm).
+
+    Raises
+    ------
+    ValueError
+        On invalid arguments, or if the accounted ε exceeds ``epsilon_target``.
+    """
+    accountant = check_choice("accountant", accountant, ACCOUNTANTS)
+    sigma_dp = check_real("sigma_dp", sigma_dp, 0.0)
+    n_iter = check_positive_int("n_iter", n_iter)
+    delta = _check_delta(delta)
+    z0 = _check_init(init_noise_multiplier)
+    if epsilon_target is not None:
+        epsilon_target = check_real("epsilon_target", epsilon_target, 0.0)
+    bounds = {"A1": A1, "A2": A2, "A3": A3, "A_w": A_w}
+    bounds = {k: None if v is None else check_real(k, v, 0.0) for k, v in bounds.items()}
+    m = None if m is None else check_positive_int("m", m)
+    if sensitivity_A is not None:
+        sensitivity_A = check_real("sensitivity_A", sensitivity_A, 0.0)
+    if sensitivity_V is not None:
+        sensitivity_V = check_real("sensitivity_V", sensitivity_V, 0.0)
+    if m is not None and all(v is not None for v in bounds.values()):
+        d_a, d_v = sensitivities(bounds["A1"], bounds["A2"], bounds["A3"], bounds["A_w"], m)
+        sensitivity_A = d_a if sensitivity_A is None else sensitivity_A
+        sensitivity_V = d_v if sensitivity_V is None else sensitivity_V
+
+    dpa = _import_dp_accounting()
+    epsilon = epsilon_for_noise(sigma_dp, n_iter, delta, accountant, z0)
+    if epsilon_target is not None and epsilon > epsilon_target:
+        raise ValueError(
+            f"sigma_dp={sigma_dp!r} spends epsilon={epsilon:.6g} > epsilon_target={epsilon_target!r} "
+            f"(delta={delta!r}, n_iter={n_iter}, accountant={accountant!r}); use calibrate_noise"
+        )
+    rho = zcdp_rho(sigma_dp, z0)
+    z = release_noise_multiplier(sigma_dp, n_iter)
+    return PrivacyReport(
+        epsilon=epsilon,
+        delta=delta,
+        epsilon_target=epsilon_target,
+        epsilon_zcdp=zcdp_epsilon(rho, delta),
+        rho=rho,
+        sigma_dp=sigma_dp,
+        noise_multiplier=z,
+        n_iter=n_iter,
+        n_releases=2 * n_iter + (0 if z0 is None else 1),
+        accountant=accountant,
+        A1=bounds["A1"],
+        A2=bounds["A2"],
+        A3=bounds["A3"],
+        A_w=bounds["A_w"],
+        m=m,
+        sensitivity_A=sensitivity_A,
+        sensitivity_V=sensitivity_V,
+        noise_std_A=None if sensitivity_A is None else sensitivity_A * z,
+        noise_std_V=None if sensitivity_V is None else sensitivity_V * z,
+        init="random" if z0 is None else "private_moments",
+        init_noise_multiplier=z0,
+        neighbouring=_NEIGHBOURING,
+        guarantee=_guarantee_text(epsilon, delta, accountant, z0),
+        dp_accounting_version=_dp_accounting_version(dpa),
+    )
