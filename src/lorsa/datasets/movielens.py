@@ -635,6 +635,8 @@ def download_movielens(
     ------
     ValueError
         Unknown `name`, checksum mismatch, unsafe archive, or an archive without a ``<name>/`` folder.
+    FileExistsError
+        If ``dest_dir/<name>`` exists but lacks a required file and `overwrite` is False.
     urllib.error.URLError
         If the URL cannot be fetched.
     """
@@ -646,8 +648,13 @@ def download_movielens(
     dest = Path(dest_dir)
     final = dest / name
     required: tuple[str, ...] = meta["required"]  # type: ignore[assignment]
-    if final.is_dir() and not overwrite and all((final / f).is_file() for f in required):
-        return final
+    if final.exists() and not overwrite:
+        if final.is_dir() and all((final / f).is_file() for f in required):
+            return final
+        raise FileExistsError(
+            f"{final} exists but is not a complete {name} folder (needs {', '.join(required)}); "
+            "pass overwrite=True to replace it"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=dest)
     tmp_zip = Path(tmp_name)
@@ -668,9 +675,7 @@ def download_movielens(
         extracted = tmp_dir / name
         if not extracted.is_dir():
             raise ValueError(f"{src}: the archive has no top-level folder {name}/")
-        if final.exists():
-            if not overwrite:
-                raise FileExistsError(f"{final} exists but is incomplete; pass overwrite=True to replace it")
+        if final.exists():  # only with overwrite=True (checked above)
             old = final.with_name(f".{name}.old")
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)

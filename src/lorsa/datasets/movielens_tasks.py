@@ -309,10 +309,16 @@ def fit_movie_vectors(
     # canonical basis through the SVD of P Q^T (thin QRs keep it O((n_u + n_m) r^2))
     Qp, Rp = np.linalg.qr(P)
     Qq, Rq = np.linalg.qr(Q)
-    A, s, Bt = np.linalg.svd(Rp @ Rq.T)
+    A, s, Bt = np.linalg.svd(Rp @ Rq.T, full_matrices=False)
+    k = len(s)  # < rank only when there are fewer users or movies than rank: pad with zero columns
+    s = np.concatenate([s, np.zeros(rank - k)])
     root = np.sqrt(s)
-    user_vectors = (Qp @ A) * root
-    movie_vectors = (Qq @ Bt.T) * root
+    user_vectors = np.zeros((n_u, rank))
+    movie_vectors = np.zeros((n_m, rank))
+    user_vectors[:, :k] = Qp @ A
+    movie_vectors[:, :k] = Qq @ Bt.T
+    user_vectors *= root
+    movie_vectors *= root
     sign = np.where(movie_vectors.sum(axis=0) < 0, -1.0, 1.0)
     user_vectors *= sign
     movie_vectors *= sign
