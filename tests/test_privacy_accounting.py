@@ -52,7 +52,9 @@ RDP_OVER_PLD_MAX = 1.15
 
 
 def _exact(sigma: float, delta: float) -> float:
-    return dpa.get_epsilon_gaussian(sigma / math.sqrt(2.0), delta)
+    # dp-accounting's analytic Gaussian (0.6.0); older releases lack it, then use lorsa's own implementation
+    exact = getattr(dpa, "get_epsilon_gaussian", _exact_gaussian_epsilon)
+    return exact(sigma / math.sqrt(2.0), delta)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -91,6 +93,8 @@ def test_dp_event_structure() -> None:
 
 
 def test_own_analytic_gaussian_matches_dp_accounting() -> None:
+    if not hasattr(dpa, "get_epsilon_gaussian"):
+        pytest.skip("this dp-accounting has no get_epsilon_gaussian")
     for z in (0.3, 1.0, 5.0, 50.0):
         for delta in DELTAS:
             ours, theirs = _exact_gaussian_epsilon(z, delta), dpa.get_epsilon_gaussian(z, delta)
@@ -173,7 +177,7 @@ def test_calibrate_noise_round_trip(accountant: str, target: float) -> None:
     # minimal: 0.1 % less noise overshoots the target
     assert epsilon_for_noise(sigma * 0.999, 10, 1e-6, accountant) > target
     assert calibrate_noise(target, 1e-6, 10, accountant) == sigma  # deterministic
-    if accountant == "pld":
+    if accountant == "pld" and hasattr(dpa, "get_sigma_gaussian"):
         assert sigma == pytest.approx(math.sqrt(2.0) * dpa.get_sigma_gaussian(target, 1e-6), rel=1e-5)
 
 

@@ -19,9 +19,15 @@ The tighter accountants come from Google's ``dp-accounting`` (``pip install "lor
 that this module imports without it: ``"pld"`` (privacy loss distributions, numerically tight up to a
 pessimistic discretisation) and ``"rdp"`` (Rényi DP, a valid but slightly looser upper bound).
 
-A symmetric ``N₁`` (upper triangle incl. diagonal drawn i.i.d. and mirrored) is covered by the same
-analysis: the upper triangle of a symmetric change has ℓ₂ norm at most its Frobenius norm, so the mechanism
-releasing the upper triangle has sensitivity at most ``Δ_A``.
+A symmetric ``N₁`` of std ``s = Δ_A·σ_DP·√L`` is covered by the same analysis whichever way it is drawn:
+(a) the upper triangle incl. the diagonal i.i.d. with std ``s`` and mirrored — the upper triangle of a
+symmetric change ``D`` has ℓ₂ norm at most ``‖D‖_F``; (b) ``(G + Gᵀ)/2`` with ``G`` i.i.d. std ``s`` — the
+off-diagonal std drops to ``s/√2``, and the noise-normalised change is exactly ``‖D‖_F/s``. Either way the
+noise-normalised sensitivity is at most ``Δ_A/s = 1/(σ_DP·√L)``. A construction whose diagonal entries
+have std below ``s``, or whose off-diagonal entries have std below ``s/√2``, is NOT covered.
+
+Floating-point caveat: like dp-accounting, the analysis is for real-valued Gaussians; sampling with
+numpy's floating-point normal generator is the usual practice but not formally covered (Mironov 2012).
 """
 
 from __future__ import annotations
