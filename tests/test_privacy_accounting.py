@@ -227,6 +227,9 @@ def test_privacy_report() -> None:
     assert set(d) == {f.name for f in dataclasses.fields(PrivacyReport)}
     with pytest.raises(dataclasses.FrozenInstanceError):
         rep.epsilon = 0.0  # type: ignore[misc]
+    from lorsa.privacy import accounting
+
+    assert accounting.PrivacyReport is PrivacyReport  # also reachable from the accounting module
 
 
 def test_privacy_report_with_private_init_and_rdp() -> None:
@@ -260,7 +263,7 @@ def test_missing_dp_accounting_gives_a_clear_error(monkeypatch) -> None:
 def test_module_imports_without_dp_accounting() -> None:
     src = Path(__file__).resolve().parents[1] / "src"
     code = ("import sys; sys.modules['dp_accounting'] = None; sys.path.insert(0, sys.argv[1]); "
-            "import lorsa.privacy.accounting, lorsa.privacy; "
+            "import lorsa.privacy.accounting, lorsa.privacy.report, lorsa.privacy; "
             "print(lorsa.privacy.clip_rows([[3.0, 4.0]], 1.0))")
     out = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -1,8 +1,9 @@
 """User-level differential privacy for AMHT-LRS in the billboard model (SPEC §6).
 
-Building blocks only: clipping (:mod:`lorsa.privacy.clipping`) and accounting
-(:mod:`lorsa.privacy.accounting`). The accounting functions need the optional dependency dp-accounting
-(``pip install "lorsa[dp]"``), which is imported lazily: importing this package works without it.
+Building blocks only: clipping (:mod:`lorsa.privacy.clipping`), accounting (:mod:`lorsa.privacy.accounting`)
+and the report (:mod:`lorsa.privacy.report`). The accounting functions need the optional dependency
+dp-accounting (``pip install "lorsa[dp]"``), which is imported lazily: importing this package works without
+it.
 
 Guarantee in one sentence: the published U is (ε, δ)-DP with respect to adding or removing one user's
 (task's) entire data; each user's w_i and b_i is computed by that user from U and stays with them (joint
@@ -11,18 +12,17 @@ DP); giving all W_ and B_ to one party is outside the guarantee.
 
 from lorsa.privacy.accounting import (
     ACCOUNTANTS,
-    PrivacyReport,
     build_dp_event,
     calibrate_noise,
     epsilon_for_noise,
     init_noise_multiplier_for_share,
-    make_privacy_report,
     noise_std,
     release_noise_multiplier,
     zcdp_epsilon,
     zcdp_rho,
 )
 from lorsa.privacy.clipping import clip_frobenius, clip_rows, clip_scalars, sensitivities
+from lorsa.privacy.report import PrivacyReport, make_privacy_report
 
 __all__ = [
     "ACCOUNTANTS",
