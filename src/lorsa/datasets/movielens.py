@@ -61,31 +61,13 @@ __all__ = [
 AGE_GROUPS: tuple[int, ...] = (1, 18, 25, 35, 45, 50, 56)
 
 #: ML-1M occupation codes 0-20, named as in the ML-1M README (code 0 is '"other" or not specified').
-ML1M_OCCUPATIONS: tuple[str, ...] = (
-    "other",
-    "academic/educator",
-    "artist",
-    "clerical/admin",
-    "college/grad student",
-    "customer service",
-    "doctor/health care",
-    "executive/managerial",
-    "farmer",
-    "homemaker",
-    "K-12 student",
-    "lawyer",
-    "programmer",
-    "retired",
-    "sales/marketing",
-    "scientist",
-    "self-employed",
-    "technician/engineer",
-    "tradesman/craftsman",
-    "unemployed",
-    "writer",
+ML1M_OCCUPATIONS: tuple[str, ...] = tuple(
+    "other|academic/educator|artist|clerical/admin|college/grad student|customer service|doctor/health care|"
+    "executive/managerial|farmer|homemaker|K-12 student|lawyer|programmer|retired|sales/marketing|scientist|"
+    "self-employed|technician/engineer|tradesman/craftsman|unemployed|writer".split("|")
 )
 
-#: Official GroupLens archives: URL, SHA-256 of the zip, size in bytes, and the folder inside the zip.
+#: Official GroupLens archives: URL, SHA-256 and size in bytes of the zip, files the extracted folder needs.
 #: The SHA-256 values and sizes are those pinned by TensorFlow Datasets
 #: (``tensorflow/datasets``, ``tensorflow_datasets/url_checksums/movielens.txt``) and quoted identically
 #: by several independent projects; they could not be re-computed here (no internet). GroupLens itself
@@ -166,11 +148,6 @@ class MovieLensData:
         return int(self.movie_ids.shape[0])
 
 
-# ----------------------------------------------------------------------------------------------------
-# small helpers
-# ----------------------------------------------------------------------------------------------------
-
-
 def age_to_group(age: np.ndarray | int) -> np.ndarray:
     """Map ages in years onto ML-1M's seven age-group codes.
 
@@ -212,12 +189,11 @@ def _lines(text: str):
             yield number, line
 
 
-def _split(path: Path, number: int, line: str, sep: str, n_fields: int, layout: str, exact: bool = True):
+def _split(path: Path, number: int, line: str, sep: str, n_fields: int, layout: str) -> list[str]:
     fields = line.split(sep)
-    if len(fields) != n_fields if exact else len(fields) < n_fields:
-        want = f"{n_fields}" if exact else f"at least {n_fields}"
+    if len(fields) != n_fields:
         raise ValueError(
-            f"{path}: line {number}: expected {want} fields separated by {sep!r} ({layout}), "
+            f"{path}: line {number}: expected {n_fields} fields separated by {sep!r} ({layout}), "
             f"got {len(fields)}: {line[:120]!r}"
         )
     return fields
@@ -234,11 +210,6 @@ def _require(path: Path, what: str, contents: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} not found; the folder must contain {contents}")
     return path
-
-
-# ----------------------------------------------------------------------------------------------------
-# users and movies (small files: plain Python, exact error lines)
-# ----------------------------------------------------------------------------------------------------
 
 
 def _check_unique(path: Path, ids: list[int], numbers: list[int], what: str) -> None:
@@ -283,9 +254,7 @@ def _read_users_1m(path: Path):
         genders.append(_gender(path, n, f[1]))
         age = _int(path, n, "Age", f[2])
         if age not in AGE_GROUPS:
-            raise ValueError(
-                f"{path}: line {n}: Age must be one of the age-group codes {AGE_GROUPS}, got {age}"
-            )
+            raise ValueError(f"{path}: line {n}: Age must be one of the age-group codes {AGE_GROUPS}, got {age}")
         ages.append(age)
         occ = _int(path, n, "Occupation", f[3])
         if not 0 <= occ < len(ML1M_OCCUPATIONS):
@@ -301,20 +270,15 @@ def _read_users_1m(path: Path):
     )
 
 
-def _read_movies(path: Path, sep: str, n_fields: int, layout: str, exact: bool):
+def _read_movies(path: Path, sep: str, n_fields: int, layout: str):
     ids, titles, numbers = [], [], []
     for n, line in _lines(_read_text(path)):
-        f = _split(path, n, line, sep, n_fields, layout, exact=exact)
+        f = _split(path, n, line, sep, n_fields, layout)
         ids.append(_int(path, n, "movie id", f[0]))
         titles.append(f[1])
         numbers.append(n)
     _check_unique(path, ids, numbers, "movie")
     return np.array(ids, np.int64), np.array(titles, str)
-
-
-# ----------------------------------------------------------------------------------------------------
-# ratings (large: vectorised fast path, exact line-by-line scan when anything is wrong)
-# ----------------------------------------------------------------------------------------------------
 
 
 def _scan_ratings(text: str, path: Path, sep: str, users: set[int], movies: set[int], ctx: tuple[str, str]):
@@ -367,11 +331,6 @@ def _read_ratings(path: Path, sep: str, user_ids: np.ndarray, movie_ids: np.ndar
     return arr
 
 
-# ----------------------------------------------------------------------------------------------------
-# public loaders
-# ----------------------------------------------------------------------------------------------------
-
-
 def load_movielens_100k(
     folder: str | os.PathLike[str], *, ratings: str | os.PathLike[str] | None = None
 ) -> MovieLensData:
@@ -405,9 +364,7 @@ def load_movielens_100k(
     users_path = _require(root / "u.user", "users file", _100K_FILES)
     items_path = _require(root / "u.item", "movies file", _100K_FILES)
     user_ids, gender, age_group, occupation = _read_users_100k(users_path)
-    movie_ids, titles = _read_movies(
-        items_path, "|", 24, "id|title|release date|video date|URL|19 genres", True
-    )
+    movie_ids, titles = _read_movies(items_path, "|", 24, "id|title|release date|video date|URL|19 genres")
     r = _read_ratings(ratings_path, "\t", user_ids, movie_ids, (users_path.name, items_path.name))
     return MovieLensData(
         "ml-100k",
@@ -470,7 +427,7 @@ def load_movielens_1m(
     users_path = _require(root / "users.dat", "users file", _1M_FILES)
     movies_path = _require(root / "movies.dat", "movies file", _1M_FILES)
     user_ids, gender, age_group, occupation = _read_users_1m(users_path)
-    movie_ids, titles = _read_movies(movies_path, "::", 3, "MovieID::Title::Genres", True)
+    movie_ids, titles = _read_movies(movies_path, "::", 3, "MovieID::Title::Genres")
     r = _read_ratings(ratings_path, "::", user_ids, movie_ids, (users_path.name, movies_path.name))
     return MovieLensData(
         "ml-1m",
@@ -528,11 +485,6 @@ def load_movielens(
     raise ValueError(f"dataset must be one of {_DATASETS}, got {dataset!r}")
 
 
-# ----------------------------------------------------------------------------------------------------
-# download
-# ----------------------------------------------------------------------------------------------------
-
-
 def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:
     """Check a file's SHA-256 against `expected`.
 
@@ -575,9 +527,7 @@ def _safe_extract(archive: Path, target: Path) -> None:
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
             if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise ValueError(
-                    f"{archive}: unsafe member name {name!r} (absolute or outside the archive root)"
-                )
+                raise ValueError(f"{archive}: unsafe member name {name!r} (absolute or outside the archive root)")
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 continue  # symbolic link: never created
             dest = (root / Path(*parts)).resolve() if parts else root
