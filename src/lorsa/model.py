@@ -1,0 +1,419 @@
+"""``LRSRegressor``: one linear model per task, ``theta_i = U w_i + b_i``, fitted by AMHT-LRS (SPEC §1-§5)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _validation as v
+from .data import RaggedTasks, encode_tasks
+from .io import read_model_file, write_model_file
+from .solvers.amht import AMHTConfig, AMHTResult, fit_amht
+from .solvers.init import moments_basis, random_basis
+from .solvers.task_step import TaskStepConfig
+from .task_labels import TaskIndex
+
+__all__ = ["LRSRegressor", "choose_u_solver"]
+
+_SOLVERS = ("htp", "iht")
+_U_SOLVERS = ("auto", "exact", "cg")
+_STEPS = ("normalized", "paper")
+_THRESHOLDS = ("topk", "schedule")
+_INITS = ("random", "moments")
+
+
+def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, median_rows: float) -> str:
+    """Pick the U-step solver by estimated cost per iteration (SPEC §2, Remark 1).
+
+    ``exact`` costs ``(dr)^3/3 + t (dr)^2`` (plus ``N d^2`` for the Gram matrices when they are not cached, i.e.
+    when tasks have fewer rows than ``d``) and ``8 (dr)^2`` bytes; ``cg`` costs about 10 steps of ``2 N d (r + 1)``.
+    ``exact`` is chosen when it is cheaper and ``A`` takes at most 512 MB.
+    """
+    dr = n_features * rank
+    exact = dr**3 / 3 + n_tasks * dr**2 + (n_samples * n_features**2 if median_rows < n_features else 0)
+    cg_cost = 10 * 2 * n_samples * n_features * (rank + 1)
+    return "exact" if exact <= cg_cost and 8 * dr**2 <= 512 * 2**20 else "cg"
+
+
+class LRSRegressor:
+    """Low-rank + sparse multi-task linear regression, fitted by AMHT-LRS.
+
+    Task ``i`` predicts ``y = <x, U w_i + b_i>`` with a shared orthonormal ``U`` (d × r), task coordinates
+    ``w_i`` (r) and a ``k``-sparse ``b_i`` (d): ``r + k`` numbers (and ``k`` indices) per task instead of ``d``.
+    ``fit`` minimises ``sum_ij 1/2 (y_ij - <x_ij, U w_i + b_i>)^2 + ridge/2 sum_i (||w_i||^2 + ||b_i||^2)``
+    subject to ``U^T U = I``, ``||b_i||_0 <= k`` (and rows of ``B`` ``zeta``-sparse), SPEC §1.
+
+    Parameters
+    ----------
+    rank : int, default 1
+        ``r``, dimension of the shared subspace, ``1 <= r < d``.
+    sparsity : int, default 0
+        ``k``, non-zeros per ``b_i``, ``0 <= k <= d``. ``k = 0`` is pure representation learning.
+    row_sparsity : int or None, default None
+        ``zeta``: each coordinate personalised by at most this many tasks (SPEC §1, Assumption A1).
+    solver : {"htp", "iht"}, default "htp"
+        Per-task step: hard thresholding pursuit with a joint ``(w_i, b_i)`` least-squares solve, or the paper's
+        IHT for ``b_i`` followed by least squares for ``w_i`` (:mod:`lorsa.solvers.task_step`).
+    sparse_steps : int, default 5
+        Thresholding steps per outer iteration (``T``; HTP stops early once supports are stable).
+    step : {"normalized", "paper"}, default "normalized"
+        IHT step size: the normalised step of Blumensath & Davies, or the paper's ``1/m_i`` (``solver="iht"``).
+    threshold : {"topk", "schedule"}, default "topk"
+        IHT thresholding: top-``k`` projection or the paper's shrinking threshold (``solver="iht"``).
+    ridge : float, default 0.0
+        Penalty ``lambda`` on the per-task parameters ``w_i, b_i``; 0 for exact recovery, > 0 for real, noisy
+        data with data-starved tasks.
+    u_solver : {"auto", "exact", "cg"}, default "auto"
+        Shared step: exact Kronecker normal equations, or matrix-free conjugate gradients (:mod:`.shared_step`).
+    init : {"random", "moments"} or ndarray of shape (d, r), default "random"
+        Initial ``U`` (SPEC §4).
+    fit_basis : bool, default True
+        If False, ``U`` stays at ``init`` (per-task compressed sensing in a frozen subspace).
+    max_iter : int, default 100
+        Cap on outer iterations ``L``.
+    tol : float, default 1e-8
+        Stop when the subspace moves less than ``tol`` or the objective changes relatively less than ``tol``.
+    cg_tol : float, default 1e-10
+        Relative residual tolerance of the CG U step.
+    sample_split : int or None, default None
+        Split each task's rows into this many disjoint batches and use a fresh one per iteration (SPEC §2).
+    dtype : {"float64", "float32"}, default "float64"
+        Storage of the data blocks (statistics and small solves are accumulated in float64).
+    random_state : int, Generator or None
+        Seed for the random initialisation and sample splitting: the same seed gives the same model.
+    verbose : bool, default False
+        Print the objective after every iteration.
+
+    Attributes
+    ----------
+    U_ : ndarray of shape (d, r)
+        Shared basis, orthonormal columns.
+    W_ : ndarray of shape (t, r)
+        Row ``i`` is ``w_i`` of task ``tasks_[i]``.
+    B_ : scipy.sparse.csc_matrix of shape (d, t)
+        Column ``i`` is ``b_i`` (at most ``k`` non-zeros).
+    tasks_ : ndarray of shape (t,)
+        Task labels in the order of ``W_``'s rows and ``B_``'s columns.
+    n_iter_ : int
+        Outer iterations run.
+    loss_history_ : ndarray of shape (n_iter_,)
+        Training objective after each iteration.
+    converged_ : bool
+        Whether a ``tol`` criterion stopped the fit (else ``max_iter`` did).
+    u_solver_ : str
+        The U solver used.
+    n_features_in_ : int
+        ``d``.
+    """
+
+    def __init__(self, rank: int = 1, sparsity: int = 0, *, row_sparsity: int | None = None, solver: str = "htp",
+                 sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
+                 u_solver: str = "auto", init: str | np.ndarray = "random", fit_basis: bool = True,
+                 max_iter: int = 100, tol: float = 1e-8, cg_tol: float = 1e-10, sample_split: int | None = None,
+                 dtype: str = "float64", random_state: int | np.random.Generator | None = None,
+                 verbose: bool = False) -> None:
+        self.rank = rank
+        self.sparsity = sparsity
+        self.row_sparsity = row_sparsity
+        self.solver = solver
+        self.sparse_steps = sparse_steps
+        self.step = step
+        self.threshold = threshold
+        self.ridge = ridge
+        self.u_solver = u_solver
+        self.init = init
+        self.fit_basis = fit_basis
+        self.max_iter = max_iter
+        self.tol = tol
+        self.cg_tol = cg_tol
+        self.sample_split = sample_split
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as given."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> LRSRegressor:
+        """Set constructor parameters (unknown names are refused)."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"unknown parameter {name!r}; valid parameters are {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={val!r}" for k, val in self.get_params().items()
+                   if not isinstance(val, np.ndarray) and sig[k].default is not inspect.Parameter.empty
+                   and val != sig[k].default]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _check_params(self, d: int) -> tuple[AMHTConfig, np.dtype]:
+        if d < 2:
+            raise ValueError(f"X must have at least 2 features for a rank-r basis with r < d, got d={d}")
+        r = v.check_int("rank", self.rank, 1, d - 1)
+        k = v.check_int("sparsity", self.sparsity, 0, d)
+        zeta = v.check_int("row_sparsity", self.row_sparsity, 1, allow_none=True)
+        v.check_choice("solver", self.solver, _SOLVERS)
+        steps = v.check_int("sparse_steps", self.sparse_steps, 1, 10_000)
+        v.check_choice("step", self.step, _STEPS)
+        v.check_choice("threshold", self.threshold, _THRESHOLDS)
+        ridge = v.check_float("ridge", self.ridge, 0.0)
+        v.check_choice("u_solver", self.u_solver, _U_SOLVERS)
+        max_iter = v.check_int("max_iter", self.max_iter, 1)
+        tol = v.check_float("tol", self.tol, 0.0)
+        cg_tol = v.check_float("cg_tol", self.cg_tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        v.check_int("sample_split", self.sample_split, 1, allow_none=True)
+        dtype = v.check_dtype("dtype", self.dtype)
+        if not isinstance(self.fit_basis, bool):
+            raise TypeError(f"fit_basis must be True or False, got {self.fit_basis!r}")
+        step = TaskStepConfig(method=self.solver, n_steps=steps, step=self.step, threshold=self.threshold,
+                              ridge=ridge)
+        config = AMHTConfig(rank=r, sparsity=k, row_sparsity=zeta, task_step=step, u_solver=self.u_solver,
+                            fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol)
+        return config, dtype
+
+    def _initial_basis(self, data: RaggedTasks, r: int, rng: np.random.Generator) -> np.ndarray:
+        d = data.n_features
+        if isinstance(self.init, str):
+            v.check_choice("init", self.init, _INITS)
+            return random_basis(d, r, rng) if self.init == "random" else moments_basis(data, r)
+        U0 = v.check_features(self.init, name="init")
+        if U0.shape != (d, r):
+            raise ValueError(f"init must have shape (n_features, rank) = ({d}, {r}), got {U0.shape}")
+        if not np.allclose(U0.T @ U0, np.eye(r), atol=1e-8):
+            raise ValueError("init must have orthonormal columns (U^T U = I); orthonormalise it, e.g. by QR")
+        return np.array(U0, dtype=np.float64)
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, X: Any, y: Any, tasks: Any) -> LRSRegressor:
+        """Fit ``U``, every ``w_i`` and every ``b_i``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, d)
+        y : array-like of shape (N,)
+        tasks : array-like of shape (N,)
+            Task label (int or str) of every row.
+        """
+        X = v.check_features(X)
+        config, dtype = self._check_params(X.shape[1])
+        X = X.astype(dtype, copy=False)
+        y = v.check_targets(y, X.shape[0], dtype=dtype)
+        labels = v.check_task_labels(tasks, X.shape[0])
+        unique, index = encode_tasks(labels)
+        rng = v.check_random_state(self.random_state)
+        data = RaggedTasks.from_arrays(X, y, index, unique.shape[0])
+        r, k = config.rank, config.sparsity
+        self._warn_small_tasks(data.counts, unique, r, k)
+        if self.u_solver == "auto":
+            u_solver = choose_u_solver(X.shape[1], r, unique.shape[0], X.shape[0], float(np.median(data.counts)))
+            config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
+        U0 = self._initial_basis(data, r, rng)
+        batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
+        callback = _print_progress if self.verbose else None
+        result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config,
+                          full=data if len(batches) > 1 else None, callback=callback)
+        self._set_fitted(result, unique, X.shape[1], config)
+        return self
+
+    @staticmethod
+    def _warn_small_tasks(counts: np.ndarray, labels: np.ndarray, r: int, k: int) -> None:
+        small = np.flatnonzero(counts < r + k)
+        if small.size:
+            names = ", ".join(repr(x) for x in labels[small[:5]].tolist())
+            more = f" and {small.size - 5} more" if small.size > 5 else ""
+            warnings.warn(
+                f"{small.size} task(s) have fewer rows than rank + sparsity = {r + k} ({names}{more}); they are fitted "
+                f"with at most max(0, m_i - rank) non-zeros in b_i and a minimum-norm (or ridge) w_i",
+                UserWarning, stacklevel=3,
+            )
+
+    def _set_fitted(self, result: AMHTResult, tasks: np.ndarray, d: int, config: AMHTConfig) -> None:
+        self.U_ = result.U
+        self.W_ = result.W
+        self.B_ = _slots_to_csc(result.idx, result.val, d)
+        self.tasks_ = tasks
+        self.n_iter_ = int(result.n_iter)
+        self.loss_history_ = np.asarray(result.loss_history, dtype=np.float64)
+        self.initial_loss_ = float(result.initial_loss)
+        self.converged_ = bool(result.converged)
+        self.u_solver_ = config.u_solver
+        self.n_features_in_ = d
+        self._index = TaskIndex(tasks)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "U_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
+
+    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+        """Predict each row with its own task's model: ``<x_j, U w_i + b_i>``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, d)
+        tasks : array-like of shape (N,)
+            Labels of tasks seen in ``fit`` (an unknown label is an error naming it; use :meth:`adapt` for new
+            tasks).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (N,)
+        """
+        self._check_fitted()
+        X = v.check_features(X, n_features=self.n_features_in_)
+        labels = v.check_task_labels(tasks, X.shape[0])
+        index = self._index.lookup(labels, "tasks")
+        return predict_rows(X, index, self.U_, self.W_, self.B_)
+
+    def score(self, X: Any, y: Any, tasks: Any) -> float:
+        """Root mean squared error of :meth:`predict` on ``(X, y)``."""
+        pred = self.predict(X, tasks)
+        y = v.check_targets(y, pred.shape[0])
+        return float(np.sqrt(np.mean((pred - y) ** 2)))
+
+    def adapt(self, X: Any, y: Any, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """Fit a task never seen in training with ``U`` held fixed (SPEC §5, the paper's Algorithm 6).
+
+        Runs the per-task step (same solver, ridge and sparsity as ``fit``) to convergence.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, d)
+        y : array-like of shape (m,)
+        max_iter : int
+            Cap on per-task passes.
+
+        Returns
+        -------
+        w : ndarray of shape (r,)
+        b : ndarray of shape (d,)
+            Dense, at most ``k`` non-zeros.
+        """
+        X = v.check_features(X, n_features=self.n_features_in_)
+        labels, W, B = self.adapt_tasks(X, y, np.zeros(X.shape[0], dtype=np.int64), max_iter=max_iter)
+        return W[0], B[:, 0].toarray().ravel()
+
+    def adapt_tasks(self, X: Any, y: Any, tasks: Any, max_iter: int = 100
+                    ) -> tuple[np.ndarray, np.ndarray, sp.csc_matrix]:
+        """Fit many new tasks at once with ``U`` fixed (batched like ``fit``).
+
+        Returns
+        -------
+        labels : ndarray of shape (t_new,)
+        W : ndarray of shape (t_new, r)
+        B : scipy.sparse.csc_matrix of shape (d, t_new)
+        """
+        self._check_fitted()
+        X = v.check_features(X, n_features=self.n_features_in_)
+        y = v.check_targets(y, X.shape[0])
+        max_iter = v.check_int("max_iter", max_iter, 1)
+        labels = v.check_task_labels(tasks, X.shape[0])
+        unique, index = encode_tasks(labels)
+        config, dtype = self._check_params(self.n_features_in_)
+        r, k = self.U_.shape[1], config.sparsity
+        data = RaggedTasks.from_arrays(X.astype(dtype, copy=False), y.astype(dtype, copy=False), index,
+                                       unique.shape[0])
+        self._warn_small_tasks(data.counts, unique, r, k)
+        step = TaskStepConfig(**{**config.task_step.__dict__, "n_steps": max(config.task_step.n_steps, 50)})
+        config = AMHTConfig(**{**config.__dict__, "task_step": step, "fit_u": False, "max_iter": max_iter,
+                               "row_sparsity": None})
+        result = fit_amht([data], self.U_, np.zeros((unique.shape[0], r)), config)
+        return unique, result.W, _slots_to_csc(result.idx, result.val, self.n_features_in_)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` (format: :mod:`lorsa.io`)."""
+        self._check_fitted()
+        params = {k: val for k, val in self.get_params().items() if k not in ("init", "random_state")}
+        params["init"] = self.init if isinstance(self.init, str) else "array"
+        params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else "generator"
+        B = self.B_.tocsc()
+        arrays = {"U": self.U_, "W": self.W_, "B_data": B.data, "B_indices": B.indices.astype(np.int64),
+                  "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "loss_history": self.loss_history_}
+        attributes = {"n_iter": self.n_iter_, "converged": self.converged_, "u_solver": self.u_solver_,
+                      "n_features": self.n_features_in_, "initial_loss": self.initial_loss_}
+        write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LRSRegressor:
+        """Read a model written by :meth:`save` (verifying format version, checksums and shapes)."""
+        from .io import ModelFileError
+
+        arrays, meta = read_model_file(path, kind=cls.__name__)
+        where = f"model file {str(path)!r}"
+        try:
+            params = dict(meta["params"])
+            attrs = meta["attributes"]
+            if params.get("init") == "array":
+                params["init"] = "random"
+            if params.get("random_state") == "generator":
+                params["random_state"] = None
+            est = cls(**params)
+            U, W, tasks = arrays["U"], arrays["W"], arrays["tasks"]
+            d, r = U.shape
+            t = tasks.shape[0]
+            B = sp.csc_matrix((arrays["B_data"], arrays["B_indices"], arrays["B_indptr"]), shape=(d, t))
+            B.check_format(full_check=True)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelFileError(f"{where} is inconsistent: {exc}") from exc
+        if W.shape != (t, r) or attrs.get("n_features") != d:
+            raise ModelFileError(f"{where} is inconsistent: U {U.shape}, W {W.shape}, {t} tasks")
+        est.U_, est.W_, est.B_, est.tasks_ = U, W, B, tasks
+        est.n_iter_ = int(attrs["n_iter"])
+        est.converged_ = bool(attrs["converged"])
+        est.u_solver_ = str(attrs["u_solver"])
+        est.initial_loss_ = float(attrs["initial_loss"])
+        est.n_features_in_ = int(d)
+        est.loss_history_ = arrays["loss_history"]
+        est._index = TaskIndex(tasks)
+        return est
+
+
+def _print_progress(iteration: int, loss: float, change: float) -> None:
+    print(f"iteration {iteration:4d}  objective {loss:.6e}  subspace change {change:.3e}", flush=True)
+
+
+def _slots_to_csc(idx: np.ndarray, val: np.ndarray, d: int) -> sp.csc_matrix:
+    """``B`` (d, t) from the slots ``idx, val (t, k)``, explicit zeros dropped, indices sorted."""
+    t, k = idx.shape
+    cols = np.repeat(np.arange(t), k)
+    B = sp.csc_matrix((val.reshape(-1), (idx.reshape(-1), cols)), shape=(d, t))
+    B.eliminate_zeros()
+    B.sort_indices()
+    return B
+
+
+def predict_rows(X: np.ndarray, task_index: np.ndarray, U: np.ndarray, W: np.ndarray, B: sp.spmatrix,
+                 chunk_rows: int = 65536) -> np.ndarray:
+    """``<x_j, U w_{i(j)} + b_{i(j)}>`` for every row, in chunks of rows (O(N d r) time, bounded memory)."""
+    B = B.tocsc()
+    counts = np.diff(B.indptr)
+    k = int(counts.max()) if counts.size else 0
+    t = W.shape[0]
+    idx = np.zeros((t, k), dtype=np.int64)
+    val = np.zeros((t, k))
+    if k:
+        slot = np.arange(B.indices.size) - np.repeat(B.indptr[:-1], counts)
+        cols = np.repeat(np.arange(t), counts)
+        idx[cols, slot] = B.indices
+        val[cols, slot] = B.data
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        Xc, ti = X[sl], task_index[sl]
+        low = np.einsum("nr,nr->n", Xc @ U, W[ti])
+        sparse_part = np.einsum("nk,nk->n", np.take_along_axis(Xc, idx[ti], axis=1), val[ti]) if k else 0.0
+        out[sl] = low + sparse_part
+    return out
+

@@ -1,0 +1,259 @@
+"""The AMHT-LRS outer loop (SPEC §2, Algorithm 1): per-task step over blocks -> statistics -> reduce -> U step.
+
+One pass over the blocks does, for every block independently, the per-task step (:mod:`.task_step`) with the
+current ``U`` and, with the updated ``(w_i, b_i)``, the block's additive statistics for the next U step
+(:mod:`.shared_step`). The driver reduces them by summation and solves for ``U``, then QR. An iteration is
+
+    U^l  <- QR( argmin_U sum_i ||X_i U w_i^{l-1} - (y_i - X_i b_i^{l-1})||^2 )       (shared step)
+    (w_i^l, b_i^l) <- per-task step with U^l, for every task                           (pass over blocks)
+
+after an initial per-task pass with ``U^0`` (``b_i`` starting at 0, ``w_i`` from least squares, SPEC §2 Start).
+This is Algorithm 1 with the iteration boundary moved by half a step, so that (i) the training objective after
+each iteration comes out of the pass at no extra cost and (ii) the returned ``w_i, b_i`` are the per-task optimum
+for the returned ``U`` (what a user computes from a published ``U`` in the billboard model, SPEC §6).
+
+Optional: row sparsity ``zeta`` (each coordinate personalised by at most ``zeta`` tasks, kept by magnitude) is a
+global projection of ``B`` between the per-task step and the statistics, costing a second pass; sample splitting
+(a fresh batch of each task's rows per iteration, SPEC §2) cycles through disjoint batches, the loss history then
+being measured on all rows with an extra pass.
+
+Stopping: after ``max_iter`` iterations, or when the subspace moved less than ``tol``
+(``||(I - U_old U_old^T) U_new||_F``), or the objective changed by less than ``tol`` relatively, or it fell to
+round-off level (``1e-28 * sum y^2 / 2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..backends.serial import SerialBackend
+from ..data import RaggedTasks, TaskBlock
+from ..kernels import gather_columns
+from .row_sparsity import project_row_sparsity
+from .shared_step import (
+    block_exact_statistics,
+    block_gram,
+    block_jacobi_diagonal,
+    block_normal_matvec,
+    block_rhs,
+    orthonormalize,
+    solve_cg,
+    solve_exact,
+)
+from .task_step import TaskStepConfig, allowed_nonzeros, task_step
+
+__all__ = ["AMHTConfig", "AMHTResult", "fit_amht", "block_pass"]
+
+
+@dataclass(frozen=True)
+class AMHTConfig:
+    """Resolved settings of the outer loop (the estimator validates and fills them)."""
+
+    rank: int
+    sparsity: int
+    row_sparsity: int | None = None
+    task_step: TaskStepConfig = field(default_factory=TaskStepConfig)
+    u_solver: str = "exact"
+    fit_u: bool = True
+    max_iter: int = 100
+    tol: float = 1e-8
+    cg_tol: float = 1e-10
+    cg_maxiter: int | None = None
+    cache_gram: bool = True
+
+
+@dataclass
+class AMHTResult:
+    """Output of :func:`fit_amht`. ``idx, val (t, k)`` are the slots of ``b_i``."""
+
+    U: np.ndarray
+    W: np.ndarray
+    idx: np.ndarray
+    val: np.ndarray
+    n_iter: int
+    loss_history: np.ndarray
+    initial_loss: float
+    converged: bool
+    subspace_changes: np.ndarray
+    cg_iterations: list[int]
+
+
+@dataclass
+class BlockOutput:
+    """What one block returns from a pass: its updated per-task parameters and additive statistics."""
+
+    w: np.ndarray
+    idx: np.ndarray
+    val: np.ndarray
+    loss: float
+    A: np.ndarray | None = None
+    V: np.ndarray | None = None
+    diag: np.ndarray | None = None
+    gram: np.ndarray | None = None
+
+
+def block_pass(block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
+               active: np.ndarray, step: TaskStepConfig, run_task_step: bool, stats: str | None,
+               gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
+    """The per-block work of a pass: the per-task step (optional) and the block's U-step statistics.
+
+    ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``) or None (loss only).
+    """
+    if run_task_step:
+        res = task_step(block.X, block.y, block.sizes, U, w, idx, val, active, step)
+        w, idx, val, target, loss = res.w, res.idx, res.val, res.target, res.loss_after
+    else:
+        n, m, d = block.X.shape
+        target = block.y - np.matmul(gather_columns(block.X, idx), val[:, :, None].astype(block.X.dtype))[..., 0]
+        XU = (block.X.reshape(n * m, d) @ U.astype(block.X.dtype)).reshape(n, m, -1)
+        resid = target - np.matmul(XU, w[:, :, None].astype(block.X.dtype))[..., 0]
+        loss = 0.5 * float(np.sum(resid * resid))
+        if step.ridge:
+            loss += 0.5 * step.ridge * float(np.sum(w * w) + np.sum(val * val))
+    out = BlockOutput(w=w, idx=idx, val=val, loss=loss)
+    if stats == "exact":
+        if gram is None:
+            gram = block_gram(block.X)
+        out.A = block_exact_statistics(gram, w)
+        out.V = block_rhs(block.X, target, w)
+        out.gram = gram if keep_gram else None
+    elif stats == "cg":
+        out.V = block_rhs(block.X, target, w)
+        out.diag = block_jacobi_diagonal(block.X, w)
+    return out
+
+
+class _Driver:
+    """Holds the per-task state ``W, idx, val`` and runs passes of :func:`block_pass` through a backend."""
+
+    def __init__(self, config: AMHTConfig, backend: Any, W0: np.ndarray, counts: np.ndarray) -> None:
+        self.config = config
+        self.backend = backend
+        self.W = np.array(W0, dtype=np.float64)
+        t = W0.shape[0]
+        k = config.sparsity
+        self.idx = np.zeros((t, k), dtype=np.int64)
+        self.val = np.zeros((t, k))
+        self.active = np.arange(k)[None, :] < allowed_nonzeros(counts, config.rank, k)[:, None]
+        self.gram_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def run_pass(self, data: RaggedTasks, data_id: int, U: np.ndarray, run_task_step: bool,
+                 stats: str | None) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        cfg = self.config
+        d, r = data.n_features, U.shape[1]
+        items = []
+        for j, blk in enumerate(data.blocks):
+            ids = blk.task_ids
+            keep = cfg.cache_gram and stats == "exact" and blk.X.shape[1] >= d
+            items.append((blk, U, self.W[ids], self.idx[ids], self.val[ids], self.active[ids], cfg.task_step,
+                          run_task_step, stats, self.gram_cache.get((data_id, j)), keep))
+        outs = self.backend.map(block_pass, items)
+        loss = 0.0
+        A = np.zeros((d * r, d * r)) if stats == "exact" else None
+        V = np.zeros((d, r)) if stats else None
+        diag = np.zeros((d, r)) if stats == "cg" else None
+        for j, (blk, out) in enumerate(zip(data.blocks, outs, strict=True)):
+            ids = blk.task_ids
+            self.W[ids], self.idx[ids], self.val[ids] = out.w, out.idx, out.val
+            loss += out.loss
+            if out.gram is not None:
+                self.gram_cache[(data_id, j)] = out.gram
+            if A is not None:
+                A += out.A
+            if V is not None:
+                V += out.V
+            if diag is not None:
+                diag += out.diag
+        return loss, A, V, diag
+
+    def cg_matvec(self, data: RaggedTasks) -> Callable[[np.ndarray], np.ndarray]:
+        def matvec(D: np.ndarray) -> np.ndarray:
+            items = [(blk.X, self.W[blk.task_ids], D) for blk in data.blocks]
+            return sum(self.backend.map(block_normal_matvec, items), np.zeros_like(D))
+        return matvec
+
+
+def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config: AMHTConfig,
+             backend: Any = None, full: RaggedTasks | None = None,
+             callback: Callable[[int, float, float], None] | None = None) -> AMHTResult:
+    """Run AMHT-LRS.
+
+    Parameters
+    ----------
+    batches : list of RaggedTasks
+        The data; more than one for sample splitting (iteration ``l`` uses ``batches[l % len(batches)]``).
+    U0 : ndarray of shape (d, r)
+        Initial basis (orthonormal unless ``task_step.fit_w`` is False, where ``U`` is a central model).
+    W0 : ndarray of shape (t, r)
+        Initial ``w_i`` (used only when they are held fixed, ``task_step.fit_w=False``; otherwise re-fitted).
+    config : AMHTConfig
+    backend : object with ``map(fn, items)``, default :class:`SerialBackend`
+    full : RaggedTasks, optional
+        All rows, for the loss history under sample splitting.
+    callback : callable ``(iteration, loss, subspace_change)``, optional
+        Called after every iteration (progress display).
+    """
+    backend = backend or SerialBackend()
+    cfg = config
+    counts = full.counts if full is not None else batches[0].counts
+    driver = _Driver(cfg, backend, W0, counts)
+    stats = cfg.u_solver if cfg.fit_u else None
+    split = len(batches) > 1
+    total_sq = 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) for b in (full or batches[0]).blocks)
+    floor = 1e-28 * max(total_sq, 1e-300)
+
+    def per_task_pass(data_id: int, U: np.ndarray) -> tuple[float, Any, Any, Any]:
+        data = batches[data_id]
+        if cfg.row_sparsity is None:
+            loss, A, V, diag = driver.run_pass(data, data_id, U, True, stats)
+        else:
+            driver.run_pass(data, data_id, U, True, None)
+            driver.val = project_row_sparsity(driver.idx, driver.val, driver.active, cfg.row_sparsity)
+            loss, A, V, diag = driver.run_pass(data, data_id, U, False, stats)
+        if split:
+            loss = driver.run_pass(full, -1, U, False, None)[0]
+        return loss, A, V, diag
+
+    U = np.array(U0, dtype=np.float64)
+    loss, A, V, diag = per_task_pass(0, U)
+    initial_loss = loss
+    history: list[float] = []
+    changes: list[float] = []
+    cg_iters: list[int] = []
+    converged = False
+    n_iter = 0
+    for it in range(1, cfg.max_iter + 1):
+        change = 0.0
+        if cfg.fit_u:
+            data = batches[(it - 1) % len(batches)]
+            if cfg.u_solver == "exact":
+                U_ls = solve_exact(A, V)
+            else:
+                U_ls, n_cg = solve_cg(driver.cg_matvec(data), V, diag, U, rtol=cfg.cg_tol, maxiter=cfg.cg_maxiter)
+                cg_iters.append(n_cg)
+            if cfg.task_step.fit_w:
+                U_new, R = orthonormalize(U_ls)
+                driver.W = driver.W @ R.T
+                change = float(np.linalg.norm(U_new - U @ (U.T @ U_new)))
+            else:
+                change = float(np.linalg.norm(U_ls - U) / max(np.linalg.norm(U), 1e-300))
+                U_new = U_ls
+            U = U_new
+        prev = loss
+        loss, A, V, diag = per_task_pass(it % len(batches), U)
+        n_iter = it
+        history.append(loss)
+        changes.append(change)
+        if callback is not None:
+            callback(it, loss, change)
+        rel = abs(prev - loss) / max(prev, 1e-300)
+        if loss <= floor or rel <= cfg.tol or (cfg.fit_u and change <= cfg.tol):
+            converged = True
+            break
+    return AMHTResult(U=U, W=driver.W, idx=driver.idx, val=driver.val * driver.active, n_iter=n_iter,
+                      loss_history=np.asarray(history), initial_loss=initial_loss, converged=converged,
+                      subspace_changes=np.asarray(changes), cg_iterations=cg_iters)
