@@ -64,6 +64,8 @@ class AMHTConfig:
     cg_tol: float = 1e-10
     cg_maxiter: int | None = None
     cache_gram: bool = True
+    block_statistics: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+    release: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -101,7 +103,9 @@ def block_pass(block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, 
                gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
     """The per-block work of a pass: the per-task step (optional) and the block's U-step statistics.
 
-    ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``) or None (loss only).
+    ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``), None (loss only), or a callable
+    ``stats(block, U, w, idx, val, target) -> (A, V)`` computing the block's statistics another way (e.g. from
+    clipped data for differential privacy, :mod:`lorsa.privacy`).
     """
     if run_task_step:
         res = task_step(block.X, block.y, block.sizes, U, w, idx, val, active, step)
@@ -115,7 +119,9 @@ def block_pass(block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, 
         if step.ridge:
             loss += 0.5 * step.ridge * float(np.sum(w * w) + np.sum(val * val))
     out = BlockOutput(w=w, idx=idx, val=val, loss=loss)
-    if stats == "exact":
+    if callable(stats):
+        out.A, out.V = stats(block, U, w, idx, val, target)
+    elif stats == "exact":
         if gram is None:
             gram = block_gram(block.X)
         out.A = block_exact_statistics(gram, w)
@@ -148,12 +154,12 @@ class _Driver:
         items = []
         for j, blk in enumerate(data.blocks):
             ids = blk.task_ids
-            keep = cfg.cache_gram and stats == "exact" and blk.X.shape[1] >= d
+            keep = cfg.cache_gram and isinstance(stats, str) and stats == "exact" and blk.X.shape[1] >= d
             items.append((blk, U, self.W[ids], self.idx[ids], self.val[ids], self.active[ids], cfg.task_step,
                           run_task_step, stats, self.gram_cache.get((data_id, j)), keep))
         outs = self.backend.map(block_pass, items)
         loss = 0.0
-        A = np.zeros((d * r, d * r)) if stats == "exact" else None
+        A = np.zeros((d * r, d * r)) if stats == "exact" or callable(stats) else None
         V = np.zeros((d, r)) if stats else None
         diag = np.zeros((d, r)) if stats == "cg" else None
         for j, (blk, out) in enumerate(zip(data.blocks, outs, strict=True)):
@@ -201,7 +207,7 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
     cfg = config
     counts = full.counts if full is not None else batches[0].counts
     driver = _Driver(cfg, backend, W0, counts)
-    stats = cfg.u_solver if cfg.fit_u else None
+    stats = (cfg.block_statistics or cfg.u_solver) if cfg.fit_u else None
     split = len(batches) > 1
     total_sq = 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) for b in (full or batches[0]).blocks)
     floor = 1e-28 * max(total_sq, 1e-300)
@@ -230,7 +236,9 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         change = 0.0
         if cfg.fit_u:
             data = batches[(it - 1) % len(batches)]
-            if cfg.u_solver == "exact":
+            if cfg.release is not None:
+                A, V = cfg.release(A, V, it)
+            if cfg.u_solver == "exact" or cfg.block_statistics is not None:
                 U_ls = solve_exact(A, V)
             else:
                 U_ls, n_cg = solve_cg(driver.cg_matvec(data), V, diag, U, rtol=cfg.cg_tol, maxiter=cfg.cg_maxiter)
