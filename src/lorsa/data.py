@@ -50,6 +50,46 @@ class TaskBlock:
 
 
 @dataclass(frozen=True)
+class GramBlock:
+    """``n`` tasks summarised by their sufficient statistics (the "gram" layout).
+
+    For squared loss a task's data enter only through ``G_i = X_i^T X_i``, ``c_i = X_i^T y_i`` and ``||y_i||^2``:
+    ``||y_i - X_i theta||^2 = ||y_i||^2 - 2 c_i^T theta + theta^T G_i theta``. When ``m_i >= d`` this is no larger
+    than the rows, and every per-task step then costs O(d^2) instead of O(m_i d) (SPEC §2, Remark 1).
+
+    Attributes
+    ----------
+    task_ids : ndarray of shape (n,)
+    sizes : ndarray of shape (n,)
+    G : ndarray of shape (n, d, d)
+    c : ndarray of shape (n, d)
+    yy : ndarray of shape (n,), float64
+    """
+
+    task_ids: np.ndarray
+    sizes: np.ndarray
+    G: np.ndarray
+    c: np.ndarray
+    yy: np.ndarray
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.task_ids.shape[0])
+
+    @classmethod
+    def from_rows(cls, block: TaskBlock) -> GramBlock:
+        """Sufficient statistics of a padded row block (zero rows add nothing)."""
+        X, y = block.X, block.y
+        G = np.matmul(np.swapaxes(X, 1, 2), X)
+        c = np.matmul(y[:, None, :], X)[:, 0, :]
+        yy = np.einsum("nm,nm->n", y, y, dtype=np.float64)
+        return cls(task_ids=block.task_ids, sizes=block.sizes, G=G, c=c, yy=yy)
+
+
+LAYOUTS = ("auto", "rows", "gram")
+
+
+@dataclass(frozen=True)
 class RaggedTasks:
     """All tasks' data as a list of :class:`TaskBlock`.
 
@@ -61,13 +101,14 @@ class RaggedTasks:
         Dimension ``d``.
     counts : ndarray of shape (t,)
         Rows per task ``m_i``.
-    blocks : list of TaskBlock
+    blocks : list of TaskBlock or GramBlock
+        Row blocks, or (layout "gram"/"auto") sufficient-statistics blocks.
     """
 
     n_tasks: int
     n_features: int
     counts: np.ndarray
-    blocks: list[TaskBlock]
+    blocks: list[TaskBlock | GramBlock]
 
     @property
     def n_samples(self) -> int:
@@ -76,16 +117,24 @@ class RaggedTasks:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.blocks[0].X.dtype if self.blocks else np.dtype(np.float64)
+        if not self.blocks:
+            return np.dtype(np.float64)
+        first = self.blocks[0]
+        return first.X.dtype if isinstance(first, TaskBlock) else first.G.dtype
 
     @property
     def padded_elements(self) -> int:
-        """Entries stored in the padded feature blocks (memory of X is this times the item size)."""
-        return int(sum(b.X.size for b in self.blocks))
+        """Entries stored in the feature blocks (rows or Gram matrices; memory is this times the item size)."""
+        return int(sum(b.X.size if isinstance(b, TaskBlock) else b.G.size for b in self.blocks))
+
+    @property
+    def has_rows(self) -> bool:
+        """True when every block keeps its rows (needed by the IHT variant, clipping for privacy, splitting)."""
+        return all(isinstance(b, TaskBlock) for b in self.blocks)
 
     @classmethod
     def from_arrays(cls, X: np.ndarray, y: np.ndarray, task_index: np.ndarray, n_tasks: int,
-                    growth: float = 1.25, block_elements: int = 2**22) -> RaggedTasks:
+                    growth: float = 1.25, block_elements: int = 2**22, layout: str = "rows") -> RaggedTasks:
         """Bucket rows by task into padded blocks.
 
         Parameters
@@ -99,6 +148,14 @@ class RaggedTasks:
             A block holds tasks whose sizes are within this factor of its smallest task (padding waste <= growth).
         block_elements : int
             Upper bound on ``n * m * d`` of a block (a single task larger than this gets a block of its own).
+        layout : {"rows", "gram", "auto"}
+            Keep padded rows (:class:`TaskBlock`), replace every block by its sufficient statistics
+            (:class:`GramBlock`), or do so for blocks whose tasks all have ``m_i >= d`` ("auto": then the Gram
+            matrices are no larger than the rows they replace). Blocks are converted one at a time, so building
+            the gram layout never holds a padded copy of all rows.
+
+        When rows are already grouped by task and a block's tasks all have the block's size, its arrays are
+        views of ``X`` and ``y`` (no copy).
         """
         n_samples, d = X.shape
         task_index = np.asarray(task_index, dtype=np.int64)
@@ -122,7 +179,10 @@ class RaggedTasks:
             stop = min(stop, start + n_max)
             m_pad = int(sorted_counts[stop - 1])
             ids = by_size[start:stop]
-            blocks.append(_make_block(X, y, order, offsets, counts, ids, m_pad))
+            block = _make_block(X, y, order, offsets, counts, ids, m_pad)
+            if layout == "gram" or (layout == "auto" and int(sorted_counts[start]) >= d):
+                block = GramBlock.from_rows(block)
+            blocks.append(block)
             start = stop
         return cls(n_tasks=int(n_tasks), n_features=int(d), counts=counts, blocks=blocks)
 
@@ -132,6 +192,8 @@ class RaggedTasks:
         Row ``j`` of a task goes to batch ``pi(j) mod n_batches`` for a random permutation ``pi`` per task, so batch
         sizes of a task differ by at most one. Returns one :class:`RaggedTasks` per batch over the same task index.
         """
+        if not self.has_rows:
+            raise ValueError("sample splitting needs the rows of every task; build the data with layout='rows'")
         parts_X: list[list[np.ndarray]] = [[] for _ in range(n_batches)]
         parts_y: list[list[np.ndarray]] = [[] for _ in range(n_batches)]
         parts_t: list[list[np.ndarray]] = [[] for _ in range(n_batches)]
@@ -158,6 +220,14 @@ class RaggedTasks:
 def _make_block(X: np.ndarray, y: np.ndarray, order: np.ndarray, offsets: np.ndarray, counts: np.ndarray,
                 ids: np.ndarray, m_pad: int) -> TaskBlock:
     sizes = counts[ids]
+    n, d = ids.shape[0], X.shape[1]
+    first, last = offsets[ids[0]], offsets[ids[-1]] + sizes[-1]
+    if (np.all(sizes == m_pad) and np.all(np.diff(ids) == 1) and last - first == n * m_pad
+            and X.flags.c_contiguous and order[first] == first and order[last - 1] == last - 1
+            and np.array_equal(order[first:last], np.arange(first, last))):
+        # Rows already grouped by task, all of one size: the block is a view, no copy.
+        return TaskBlock(task_ids=ids.astype(np.int64), sizes=sizes.astype(np.int64),
+                         X=X[first:last].reshape(n, m_pad, d), y=y[first:last].reshape(n, m_pad))
     pos = np.arange(m_pad)[None, :]
     valid = pos < sizes[:, None]
     src = order[(offsets[ids][:, None] + pos)[valid]]

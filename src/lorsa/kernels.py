@@ -48,8 +48,9 @@ def batched_solve(G: np.ndarray, rhs: np.ndarray, ridge: float = 0.0, rcond: flo
     try:
         L = np.linalg.cholesky(G)
         diag = np.abs(np.diagonal(L, axis1=1, axis2=2))
-        # A Cholesky that "succeeds" on a numerically singular matrix has a tiny pivot: treat it as singular.
-        if np.all(diag.min(axis=1) > np.sqrt(rcond) * np.maximum(diag.max(axis=1), 1e-300)):
+        # A Cholesky that "succeeds" on a numerically singular matrix has a small pivot (about sqrt(eps) relative):
+        # only trust it when the pivots bound the condition number below 1e10, else take the eigh route.
+        if np.all(diag.min(axis=1) > 1e-5 * np.maximum(diag.max(axis=1), 1e-300)):
             z = np.linalg.solve(L, rhs[..., None])
             return np.linalg.solve(np.swapaxes(L, 1, 2), z)[..., 0]
     except np.linalg.LinAlgError:

@@ -20,11 +20,12 @@ from .task_labels import TaskIndex
 
 __all__ = ["LRSRegressor", "choose_u_solver"]
 
-_SOLVERS = ("htp", "iht")
+_SOLVERS = ("sp", "htp", "iht")
 _U_SOLVERS = ("auto", "exact", "cg")
 _STEPS = ("normalized", "paper")
 _THRESHOLDS = ("topk", "schedule")
 _INITS = ("random", "moments")
+_LAYOUTS = ("auto", "rows", "gram")
 
 
 def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, median_rows: float) -> str:
@@ -56,11 +57,12 @@ class LRSRegressor:
         ``k``, non-zeros per ``b_i``, ``0 <= k <= d``. ``k = 0`` is pure representation learning.
     row_sparsity : int or None, default None
         ``zeta``: each coordinate personalised by at most this many tasks (SPEC §1, Assumption A1).
-    solver : {"htp", "iht"}, default "htp"
-        Per-task step: hard thresholding pursuit with a joint ``(w_i, b_i)`` least-squares solve, or the paper's
-        IHT for ``b_i`` followed by least squares for ``w_i`` (:mod:`lorsa.solvers.task_step`).
+    solver : {"sp", "htp", "iht"}, default "sp"
+        Per-task step (:mod:`lorsa.solvers.task_step`): subspace pursuit or hard thresholding pursuit, both with a
+        joint ``(w_i, b_i)`` least-squares solve on the support, or the paper's IHT for ``b_i`` followed by least
+        squares for ``w_i``.
     sparse_steps : int, default 5
-        Thresholding steps per outer iteration (``T``; HTP stops early once supports are stable).
+        Thresholding steps per outer iteration (``T``; SP/HTP stop early once supports are stable).
     step : {"normalized", "paper"}, default "normalized"
         IHT step size: the normalised step of Blumensath & Davies, or the paper's ``1/m_i`` (``solver="iht"``).
     threshold : {"topk", "schedule"}, default "topk"
@@ -84,6 +86,10 @@ class LRSRegressor:
         Split each task's rows into this many disjoint batches and use a fresh one per iteration (SPEC §2).
     dtype : {"float64", "float32"}, default "float64"
         Storage of the data blocks (statistics and small solves are accumulated in float64).
+    layout : {"auto", "rows", "gram"}, default "auto"
+        How task data are held during the fit (:mod:`lorsa.data`): padded rows, or per-task sufficient statistics
+        ``X_i^T X_i, X_i^T y_i`` (cheaper per iteration and no larger when ``m_i >= d``). ``"auto"`` uses the
+        statistics for blocks of tasks with ``m_i >= d`` and rows elsewhere; ``sample_split`` always uses rows.
     random_state : int, Generator or None
         Seed for the random initialisation and sample splitting: the same seed gives the same model.
     verbose : bool, default False
@@ -111,12 +117,12 @@ class LRSRegressor:
         ``d``.
     """
 
-    def __init__(self, rank: int = 1, sparsity: int = 0, *, row_sparsity: int | None = None, solver: str = "htp",
+    def __init__(self, rank: int = 1, sparsity: int = 0, *, row_sparsity: int | None = None, solver: str = "sp",
                  sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  u_solver: str = "auto", init: str | np.ndarray = "random", fit_basis: bool = True,
                  max_iter: int = 100, tol: float = 1e-8, cg_tol: float = 1e-10, sample_split: int | None = None,
-                 dtype: str = "float64", random_state: int | np.random.Generator | None = None,
-                 verbose: bool = False) -> None:
+                 dtype: str = "float64", layout: str = "auto",
+                 random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
         self.rank = rank
         self.sparsity = sparsity
         self.row_sparsity = row_sparsity
@@ -133,6 +139,7 @@ class LRSRegressor:
         self.cg_tol = cg_tol
         self.sample_split = sample_split
         self.dtype = dtype
+        self.layout = layout
         self.random_state = random_state
         self.verbose = verbose
 
@@ -175,6 +182,9 @@ class LRSRegressor:
         cg_tol = v.check_float("cg_tol", self.cg_tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         v.check_int("sample_split", self.sample_split, 1, allow_none=True)
         dtype = v.check_dtype("dtype", self.dtype)
+        v.check_choice("layout", self.layout, _LAYOUTS)
+        if self.layout == "gram" and (self.sample_split or 1) > 1:
+            raise ValueError("layout='gram' cannot split samples (sample_split); use layout='rows' or 'auto'")
         if not isinstance(self.fit_basis, bool):
             raise TypeError(f"fit_basis must be True or False, got {self.fit_basis!r}")
         step = TaskStepConfig(method=self.solver, n_steps=steps, step=self.step, threshold=self.threshold,
@@ -183,11 +193,14 @@ class LRSRegressor:
                             fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol)
         return config, dtype
 
-    def _initial_basis(self, data: RaggedTasks, r: int, rng: np.random.Generator) -> np.ndarray:
-        d = data.n_features
+    def _layout(self) -> str:
+        return "rows" if (self.sample_split or 1) > 1 else self.layout
+
+    def _initial_basis(self, X: np.ndarray, y: np.ndarray, r: int, rng: np.random.Generator) -> np.ndarray:
+        d = X.shape[1]
         if isinstance(self.init, str):
             v.check_choice("init", self.init, _INITS)
-            return random_basis(d, r, rng) if self.init == "random" else moments_basis(data, r)
+            return random_basis(d, r, rng) if self.init == "random" else moments_basis(X, y, r)
         U0 = v.check_features(self.init, name="init")
         if U0.shape != (d, r):
             raise ValueError(f"init must have shape (n_features, rank) = ({d}, {r}), got {U0.shape}")
@@ -213,13 +226,13 @@ class LRSRegressor:
         labels = v.check_task_labels(tasks, X.shape[0])
         unique, index = encode_tasks(labels)
         rng = v.check_random_state(self.random_state)
-        data = RaggedTasks.from_arrays(X, y, index, unique.shape[0])
+        data = RaggedTasks.from_arrays(X, y, index, unique.shape[0], layout=self._layout())
         r, k = config.rank, config.sparsity
         self._warn_small_tasks(data.counts, unique, r, k)
         if self.u_solver == "auto":
             u_solver = choose_u_solver(X.shape[1], r, unique.shape[0], X.shape[0], float(np.median(data.counts)))
             config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
-        U0 = self._initial_basis(data, r, rng)
+        U0 = self._initial_basis(X, y, r, rng)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
         callback = _print_progress if self.verbose else None
         result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config,
@@ -323,7 +336,7 @@ class LRSRegressor:
         config, dtype = self._check_params(self.n_features_in_)
         r, k = self.U_.shape[1], config.sparsity
         data = RaggedTasks.from_arrays(X.astype(dtype, copy=False), y.astype(dtype, copy=False), index,
-                                       unique.shape[0])
+                                       unique.shape[0], layout=self._layout())
         self._warn_small_tasks(data.counts, unique, r, k)
         step = TaskStepConfig(**{**config.task_step.__dict__, "n_steps": max(config.task_step.n_steps, 50)})
         config = AMHTConfig(**{**config.__dict__, "task_step": step, "fit_u": False, "max_iter": max_iter,
@@ -343,7 +356,11 @@ class LRSRegressor:
                   "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "loss_history": self.loss_history_}
         attributes = {"n_iter": self.n_iter_, "converged": self.converged_, "u_solver": self.u_solver_,
                       "n_features": self.n_features_in_, "initial_loss": self.initial_loss_}
-        write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
+        write_model_file(path, type(self).__name__, arrays, self._file_metadata(params, attributes))
+
+    def _file_metadata(self, params: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+        """JSON metadata of the model file; a subclass may edit or extend it (e.g. a privacy report)."""
+        return {"params": params, "attributes": attributes}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LRSRegressor:

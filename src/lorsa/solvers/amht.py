@@ -19,7 +19,8 @@ being measured on all rows with an extra pass.
 
 Stopping: after ``max_iter`` iterations, or when the subspace moved less than ``tol``
 (``||(I - U_old U_old^T) U_new||_F``), or the objective changed by less than ``tol`` relatively, or it fell to
-round-off level (``1e-28 * sum y^2 / 2``).
+round-off level (``1e-28 * sum y^2 / 2``). ``early_stopping=False`` always runs ``max_iter`` iterations (a private
+fit must: the number of releases is fixed in advance, and a data-dependent stop would leak, SPEC §6).
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.serial import SerialBackend
-from ..data import RaggedTasks, TaskBlock
-from ..kernels import gather_columns
+from ..data import GramBlock, RaggedTasks, TaskBlock
 from .row_sparsity import project_row_sparsity
 from .shared_step import (
     block_exact_statistics,
@@ -40,11 +40,14 @@ from .shared_step import (
     block_jacobi_diagonal,
     block_normal_matvec,
     block_rhs,
+    gram_jacobi_diagonal,
+    gram_normal_matvec,
     orthonormalize,
     solve_cg,
     solve_exact,
 )
 from .task_step import TaskStepConfig, allowed_nonzeros, task_step
+from .task_systems import GramSystem, RowSystem
 
 __all__ = ["AMHTConfig", "AMHTResult", "fit_amht", "block_pass"]
 
@@ -66,6 +69,7 @@ class AMHTConfig:
     cache_gram: bool = True
     block_statistics: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     release: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
+    early_stopping: bool = True
 
 
 @dataclass
@@ -98,29 +102,36 @@ class BlockOutput:
     gram: np.ndarray | None = None
 
 
-def block_pass(block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
-               active: np.ndarray, step: TaskStepConfig, run_task_step: bool, stats: str | None,
+def block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
+               active: np.ndarray, step: TaskStepConfig, run_task_step: bool, stats: Any,
                gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
     """The per-block work of a pass: the per-task step (optional) and the block's U-step statistics.
 
     ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``), None (loss only), or a callable
     ``stats(block, U, w, idx, val, target) -> (A, V)`` computing the block's statistics another way (e.g. from
-    clipped data for differential privacy, :mod:`lorsa.privacy`).
+    clipped rows for differential privacy, :mod:`lorsa.privacy`; row blocks only).
     """
+    is_gram = isinstance(block, GramBlock)
+    if is_gram and callable(stats):
+        raise ValueError("custom block statistics need the rows of every task; build the data with layout='rows'")
+    system = GramSystem(block.G, block.c, block.yy, U) if is_gram else RowSystem(block.X, block.y, U)
     if run_task_step:
-        res = task_step(block.X, block.y, block.sizes, U, w, idx, val, active, step)
+        res = task_step(system, w, idx, val, active, step, sizes=block.sizes)
         w, idx, val, target, loss = res.w, res.idx, res.val, res.target, res.loss_after
     else:
-        n, m, d = block.X.shape
-        target = block.y - np.matmul(gather_columns(block.X, idx), val[:, :, None].astype(block.X.dtype))[..., 0]
-        XU = (block.X.reshape(n * m, d) @ U.astype(block.X.dtype)).reshape(n, m, -1)
-        resid = target - np.matmul(XU, w[:, :, None].astype(block.X.dtype))[..., 0]
-        loss = 0.5 * float(np.sum(resid * resid))
+        target = system.target(idx, val)
+        loss = float(np.sum(system.objective(system.residual(w, idx, val))))
         if step.ridge:
             loss += 0.5 * step.ridge * float(np.sum(w * w) + np.sum(val * val))
     out = BlockOutput(w=w, idx=idx, val=val, loss=loss)
     if callable(stats):
         out.A, out.V = stats(block, U, w, idx, val, target)
+    elif stats is not None and is_gram:
+        out.V = target.T @ w
+        if stats == "exact":
+            out.A = block_exact_statistics(block.G.astype(np.float64, copy=False), w)
+        else:
+            out.diag = gram_jacobi_diagonal(block.G, w)
     elif stats == "exact":
         if gram is None:
             gram = block_gram(block.X)
@@ -131,6 +142,12 @@ def block_pass(block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, 
         out.V = block_rhs(block.X, target, w)
         out.diag = block_jacobi_diagonal(block.X, w)
     return out
+
+
+def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray) -> np.ndarray:
+    if isinstance(block, GramBlock):
+        return gram_normal_matvec(block.G, w, D)
+    return block_normal_matvec(block.X, w, D)
 
 
 class _Driver:
@@ -154,7 +171,8 @@ class _Driver:
         items = []
         for j, blk in enumerate(data.blocks):
             ids = blk.task_ids
-            keep = cfg.cache_gram and isinstance(stats, str) and stats == "exact" and blk.X.shape[1] >= d
+            keep = (cfg.cache_gram and isinstance(blk, TaskBlock) and isinstance(stats, str) and stats == "exact"
+                    and blk.X.shape[1] >= d)
             items.append((blk, U, self.W[ids], self.idx[ids], self.val[ids], self.active[ids], cfg.task_step,
                           run_task_step, stats, self.gram_cache.get((data_id, j)), keep))
         outs = self.backend.map(block_pass, items)
@@ -178,8 +196,8 @@ class _Driver:
 
     def cg_matvec(self, data: RaggedTasks) -> Callable[[np.ndarray], np.ndarray]:
         def matvec(D: np.ndarray) -> np.ndarray:
-            items = [(blk.X, self.W[blk.task_ids], D) for blk in data.blocks]
-            return sum(self.backend.map(block_normal_matvec, items), np.zeros_like(D))
+            items = [(blk, self.W[blk.task_ids], D) for blk in data.blocks]
+            return sum(self.backend.map(_normal_matvec, items), np.zeros_like(D))
         return matvec
 
 
@@ -209,7 +227,8 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
     driver = _Driver(cfg, backend, W0, counts)
     stats = (cfg.block_statistics or cfg.u_solver) if cfg.fit_u else None
     split = len(batches) > 1
-    total_sq = 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) for b in (full or batches[0]).blocks)
+    total_sq = 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) if isinstance(b, TaskBlock)
+                         else float(np.sum(b.yy)) for b in (full or batches[0]).blocks)
     floor = 1e-28 * max(total_sq, 1e-300)
 
     def per_task_pass(data_id: int, U: np.ndarray) -> tuple[float, Any, Any, Any]:
@@ -259,7 +278,7 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         if callback is not None:
             callback(it, loss, change)
         rel = abs(prev - loss) / max(prev, 1e-300)
-        if loss <= floor or rel <= cfg.tol or (cfg.fit_u and change <= cfg.tol):
+        if cfg.early_stopping and (loss <= floor or rel <= cfg.tol or (cfg.fit_u and change <= cfg.tol)):
             converged = True
             break
     return AMHTResult(U=U, W=driver.W, idx=driver.idx, val=driver.val * driver.active, n_iter=n_iter,

@@ -5,7 +5,7 @@
 ``"moments"``: the method of moments of the paper's Appendix E. For Gaussian ``x``,
 ``E[y^2 x x^T] = sum_i (||theta_i||^2 + sigma^2) I + 2 theta_i theta_i^T`` summed over tasks, so the top-``r``
 eigenvectors of ``M = (1/N) sum_ij y_ij^2 x_ij x_ij^T`` estimate the span of the ``theta_i`` (exactly ``U``'s span
-when ``B = 0``). ``M`` is accumulated block by block (O(N d^2)) when ``d <= 1024``; for larger ``d`` its top
+when ``B = 0``). ``M`` is accumulated over chunks of rows (O(N d^2)) when ``d <= 1024``; for larger ``d`` its top
 eigenvectors are found matrix-free with ``scipy.sparse.linalg.eigsh`` (O(N d) per product).
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from ..data import RaggedTasks
 from .shared_step import orthonormalize
 
 __all__ = ["random_basis", "moments_basis"]
@@ -26,28 +25,34 @@ def random_basis(d: int, r: int, rng: np.random.Generator) -> np.ndarray:
     return Q
 
 
-def moments_basis(data: RaggedTasks, r: int, dense_limit: int = 1024) -> np.ndarray:
-    """Top-``r`` eigenvectors of ``M = (1/N) sum_ij y_ij^2 x_ij x_ij^T`` (paper Appendix E)."""
-    d = data.n_features
-    N = max(data.n_samples, 1)
+def moments_basis(X: np.ndarray, y: np.ndarray, r: int, dense_limit: int = 1024, chunk_rows: int = 65536
+                  ) -> np.ndarray:
+    """Top-``r`` eigenvectors of ``M = (1/N) sum_ij y_ij^2 x_ij x_ij^T`` (paper Appendix E).
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, d)
+        All rows of all tasks (the task of a row does not enter ``M``).
+    y : ndarray of shape (N,)
+    r : int
+    """
+    N, d = X.shape
     if d <= dense_limit:
         M = np.zeros((d, d))
-        for block in data.blocks:
-            n, m, _ = block.X.shape
-            Xf = block.X.reshape(n * m, d)
-            yy = (block.y.reshape(-1) ** 2).astype(block.X.dtype)
-            M += (Xf.T @ (Xf * yy[:, None])).astype(np.float64)
-        M /= N
-        vals, vecs = np.linalg.eigh(0.5 * (M + M.T))
+        for start in range(0, N, chunk_rows):
+            Xc = X[start:start + chunk_rows]
+            yy = (y[start:start + chunk_rows] ** 2).astype(Xc.dtype)
+            M += (Xc.T @ (Xc * yy[:, None])).astype(np.float64)
+        M /= max(N, 1)
+        _, vecs = np.linalg.eigh(0.5 * (M + M.T))
         U = vecs[:, ::-1][:, :r]
     else:
         def matvec(v: np.ndarray) -> np.ndarray:
             out = np.zeros(d)
-            for block in data.blocks:
-                n, m, _ = block.X.shape
-                Xf = block.X.reshape(n * m, d)
-                out += Xf.T @ ((block.y.reshape(-1) ** 2) * (Xf @ v.astype(Xf.dtype)))
-            return out / N
+            for start in range(0, N, chunk_rows):
+                Xc = X[start:start + chunk_rows]
+                out += Xc.T @ ((y[start:start + chunk_rows] ** 2) * (Xc @ v.astype(Xc.dtype)))
+            return out / max(N, 1)
 
         op = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
         vals, vecs = eigsh(op, k=r, which="LA", v0=np.ones(d))

@@ -32,6 +32,8 @@ __all__ = [
     "block_rhs",
     "block_jacobi_diagonal",
     "block_normal_matvec",
+    "gram_normal_matvec",
+    "gram_jacobi_diagonal",
     "solve_exact",
     "solve_cg",
     "orthonormalize",
@@ -85,6 +87,19 @@ def block_normal_matvec(X: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarr
     s = np.matmul(XD, w.astype(X.dtype, copy=False)[:, :, None])
     c = np.matmul(np.swapaxes(s, 1, 2), X)[:, 0, :]
     return c.astype(np.float64, copy=False).T @ w
+
+
+def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """:func:`block_normal_matvec` for a Gram block: ``sum_i G_i D w_i w_i^T`` (one pass over ``G``)."""
+    n, d, _ = G.shape
+    GD = (G.reshape(n * d, d) @ D.astype(G.dtype, copy=False)).reshape(n, d, -1)
+    s = np.matmul(GD, w.astype(G.dtype, copy=False)[:, :, None])[:, :, 0]
+    return s.astype(np.float64, copy=False).T @ w
+
+
+def gram_jacobi_diagonal(G: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`block_jacobi_diagonal` for a Gram block: ``sum_i w_ia^2 G_i[p, p]``."""
+    return np.diagonal(G, axis1=1, axis2=2).astype(np.float64).T @ (w * w)
 
 
 def solve_exact(A: np.ndarray, V: np.ndarray) -> np.ndarray:

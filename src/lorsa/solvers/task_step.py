@@ -1,46 +1,51 @@
-"""The per-task step of AMHT-LRS over a block of tasks: fit ``(w_i, b_i)`` with ``U`` fixed (SPEC §2 step 1, §3, §5).
+"""The per-task step of AMHT-LRS over a block: fit ``(w_i, b_i)`` with ``U`` fixed (SPEC §2 step 1, §3, §5).
 
-Two solvers, picked by ``TaskStepConfig.method``:
+Three solvers, picked by ``TaskStepConfig.method``, written once against the systems of :mod:`.task_systems`
+(rows or Gram statistics):
 
-``"htp"`` (default) — hard thresholding pursuit on the joint problem
-    ``min_{w, ||b||_0 <= k} ||y_i - X_i U w - X_i b||^2``. Each step takes a normalised gradient step on ``b``
-    (step ``mu = ||g_S||^2 / ||X_i g_S||^2``, Blumensath & Davies), keeps the top-``k`` magnitudes as the support
-    ``S`` and then solves least squares on the ``r + k`` columns ``[X_i U, X_{i,S}]`` jointly. Because ``w_i``
-    and ``b_i`` are re-fitted together, a wrong support cannot be locked in by a stale ``w_i``; this reaches
-    machine precision on noiseless data where the plain alternation stalls (see the README).
-
+``"sp"`` (default) — subspace pursuit on the joint problem ``min_{w, ||b||_0 <= k} ||y_i - X_i U w - X_i b||^2``
+    (Dai & Milenkovic's support merge, CoSaMP-like): add to the current support ``S`` the ``k`` coordinates where
+    the gradient ``X_i^T r_i`` is largest, solve least squares jointly for ``w_i`` and ``b`` on ``[X_i U, X_{i,T}]``
+    over that union ``T``, keep the ``k`` largest coefficients as the new ``S`` and solve again on ``[X_i U,
+    X_{i,S}]``. No step size is involved, and because ``w_i`` and ``b_i`` are re-fitted together a stale ``w_i``
+    cannot lock in a wrong support: on noiseless data it reaches machine precision where the alternation stalls.
+``"htp"`` — hard thresholding pursuit: ``S`` = top-``k`` of ``|b + mu g|`` with the normalised step measured on the
+    top-``k`` of ``|g|`` (after a least-squares solve ``g`` vanishes on ``S``), then the same joint solve.
+    Cheaper per step, but it can keep a task on a wrong support when ``mu`` is too small to let new coordinates in.
 ``"iht"`` — the paper's Algorithm 1 lines 4-5: ``b_i <- OptimizeSparseVector(X_i, y_i, v = U w_i)`` by iterative
-    hard thresholding (Algorithm 2) with ``w_i`` fixed, then ``w_i <- argmin_w ||X_i U w - (y_i - X_i b_i)||``.
-    Its step is ``mu = 1/m_i`` (``step="paper"``) or the normalised step with the step-halving safeguard
-    (``step="normalized"``); its thresholding is the top-``k`` projection (``threshold="topk"``) or the paper's
-    shrinking threshold (``threshold="schedule"``): keep ``|c_j| > Delta`` with ``Delta = alpha + c1 gamma +
-    beta / sqrt(k)``, ``gamma <- 2 c1 gamma + 2 (alpha + c1 beta / sqrt(k))`` (still capped at ``k`` entries).
-    The paper's constants come from its analysis and depend on unknown quantities; lorsa starts ``gamma`` at the
-    largest magnitude of the first candidate and uses ``alpha = beta = 0``, ``c1 = 0.25`` unless told otherwise.
+    hard thresholding (Algorithm 2) with ``w_i`` fixed, then ``w_i`` by least squares with ``b_i`` fixed. Step
+    ``mu = 1/m_i`` (``step="paper"``) or the normalised step of Blumensath & Davies with their step-halving
+    safeguard (``"normalized"``); thresholding top-``k`` (``threshold="topk"``) or the paper's shrinking threshold
+    (``"schedule"``): keep ``|c_j| > Delta``, ``Delta = alpha + c1 gamma + beta / sqrt(k)``,
+    ``gamma <- 2 c1 gamma + 2 (alpha + c1 beta / sqrt(k))``, capped at ``k`` entries. The paper's constants come
+    from its analysis and involve unknown quantities: ``gamma`` starts at the largest candidate magnitude, with
+    ``alpha = beta = 0`` and ``c1 = 0.25`` unless set.
 
-A ridge penalty ``lambda/2 (||w_i||^2 + ||b_i||^2)`` (``ridge``, default 0 for exactness) regularises data-starved
-tasks. Tasks with fewer rows than ``r + k`` get fewer non-zeros (``k_i = max(0, m_i - r)``) and a minimum-norm
-``w_i`` when ``m_i < r`` (see :func:`lorsa.kernels.batched_solve`), never NaN.
-
-Everything is batched over the ``n`` tasks of a block: no Python loop over tasks.
+A ridge ``lambda/2 (||w_i||^2 + ||b_i||^2)`` (default 0, for exactness) regularises data-starved tasks. A task with
+fewer rows than ``r + k`` gets at most ``k_i = max(0, m_i - r)`` non-zeros and a minimum-norm ``w_i`` if ``m_i < r``
+(:func:`lorsa.kernels.batched_solve`), never NaN. Everything is batched over the block: no loop over tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..kernels import batched_solve, gather_columns, topk_abs
+from ..kernels import topk_abs
+from .task_systems import GramSystem, RowSystem
 
-__all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros"]
+__all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros", "METHODS"]
+
+METHODS = ("sp", "htp", "iht")
 
 
 @dataclass(frozen=True)
 class TaskStepConfig:
     """Settings of the per-task step (see the module docstring)."""
 
-    method: str = "htp"
+    method: str = "sp"
     n_steps: int = 5
     step: str = "normalized"
     threshold: str = "topk"
@@ -53,12 +58,8 @@ class TaskStepConfig:
 
 @dataclass
 class TaskStepResult:
-    """Updated per-task parameters of a block and the statistics the shared step needs.
-
-    ``w (n, r)``, ``idx (n, k)``, ``val (n, k)``; ``target (n, m)`` is ``y_i - X_i b_i`` (what ``X_i U w_i``
-    should fit in the U step); ``loss_before`` is the objective at entry (the state left by the previous
-    iteration) and ``loss_after`` at exit.
-    """
+    """Updated ``w (n, r)``, ``idx, val (n, k)`` of a block; ``target`` is ``y_i - X_i b_i`` (row systems, (n, m))
+    or ``X_i^T (y_i - X_i b_i)`` (Gram systems, (n, d)); objectives at entry and at exit (penalty included)."""
 
     w: np.ndarray
     idx: np.ndarray
@@ -74,154 +75,116 @@ def allowed_nonzeros(sizes: np.ndarray, rank: int, sparsity: int) -> np.ndarray:
 
 
 def _penalty(ridge: float, w: np.ndarray, val: np.ndarray) -> float:
-    if not ridge:
-        return 0.0
-    return 0.5 * ridge * float(np.sum(w * w) + np.sum(val * val))
+    return 0.5 * ridge * float(np.sum(w * w) + np.sum(val * val)) if ridge else 0.0
 
 
-def _rowdot(A: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``A[a] @ v[a]`` for A (n, m, p), v (n, p) -> (n, m), as one batched matrix product."""
-    return np.matmul(A, v[:, :, None])[:, :, 0]
+def _same_support(a: np.ndarray, b: np.ndarray, active: np.ndarray) -> bool:
+    return np.array_equal(np.sort(np.where(active, a, -1), axis=1), np.sort(np.where(active, b, -1), axis=1))
 
 
-def _gradient(X: np.ndarray, res: np.ndarray) -> np.ndarray:
-    """``X_i^T res_i`` for every task: (n, m, d), (n, m) -> (n, d)."""
-    return np.matmul(res[:, None, :], X)[:, 0, :]
-
-
-def _solve_w(XU: np.ndarray, target: np.ndarray, ridge: float) -> np.ndarray:
-    G = np.matmul(np.swapaxes(XU, 1, 2), XU)
-    rhs = np.matmul(target[:, None, :], XU)[:, 0, :]
-    return batched_solve(G, rhs, ridge)
-
-
-def _normalized_step(X: np.ndarray, g: np.ndarray, idx: np.ndarray, val: np.ndarray,
-                     active: np.ndarray, k: int) -> np.ndarray:
-    """NIHT step ``mu = ||g_S||^2 / ||X g_S||^2`` on the current support (top-k of |g| where b_i = 0)."""
-    empty = ~np.any((val != 0) & active, axis=1)
-    sup = idx.copy()
-    if np.any(empty):
-        sup[empty] = topk_abs(g[empty], k)
-    g_S = np.take_along_axis(g, sup, axis=1) * active
-    Xg = _rowdot(gather_columns(X, sup), g_S)
-    num = np.sum(g_S * g_S, axis=1)
-    den = np.sum(Xg * Xg, axis=1)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-
-
-def task_step(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, w: np.ndarray,
-              idx: np.ndarray, val: np.ndarray, active: np.ndarray, config: TaskStepConfig) -> TaskStepResult:
+def task_step(system: RowSystem | GramSystem, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
+              active: np.ndarray, config: TaskStepConfig, sizes: np.ndarray | None = None) -> TaskStepResult:
     """One per-task step over a block.
 
     Parameters
     ----------
-    X : ndarray of shape (n, m, d)
-        Zero-padded features of the block's tasks.
-    y : ndarray of shape (n, m)
-    sizes : ndarray of shape (n,)
-        Real rows per task ``m_i``.
-    U : ndarray of shape (d, r)
+    system : RowSystem or GramSystem
+        The block's per-task systems for the current ``U``.
     w : ndarray of shape (n, r)
     idx, val : ndarrays of shape (n, k)
         Support slots and values of ``b_i``.
     active : ndarray of shape (n, k), bool
         Slot ``q`` of task ``a`` may be non-zero (``q < k_i``).
     config : TaskStepConfig
-
-    Returns
-    -------
-    TaskStepResult
+    sizes : ndarray of shape (n,), optional
+        Rows per task (for the paper's step ``1/m_i``).
     """
-    n, m, d = X.shape
-    r = U.shape[1]
     k = idx.shape[1]
-    XU = (X.reshape(n * m, d) @ U.astype(X.dtype, copy=False)).reshape(n, m, r)
-    X_S = gather_columns(X, idx)
-    res = y - _rowdot(XU, w) - _rowdot(X_S, val)
-    loss_before = 0.5 * float(np.sum(res * res)) + _penalty(config.ridge, w, val)
+    ridge = config.ridge
+    state = system.residual(w, idx, val)
+    loss_before = float(np.sum(system.objective(state))) + _penalty(ridge, w, val)
+    fixed_w = None if config.fit_w else w
     if k == 0 or not np.any(active):
         val = np.zeros_like(val)
         if config.fit_w:
-            w = _solve_w(XU, y, config.ridge)
-        target = y
-        res = y - _rowdot(XU, w)
-    elif config.method == "htp":
-        w, idx, val, res = _htp(X, y, XU, w, idx, val, active, res, config)
-        target = y - _rowdot(gather_columns(X, idx), val)
+            w, _, state = system.solve(idx, active, ridge, fixed_b=(idx, val))
+    elif config.method == "iht":
+        w, idx, val, state = _iht_then_ls(system, w, idx, val, active, config, sizes)
     else:
-        w, idx, val, res, target = _iht_then_ls(X, y, sizes, XU, w, idx, val, active, config)
-    loss_after = 0.5 * float(np.sum(res * res)) + _penalty(config.ridge, w, val)
-    return TaskStepResult(w=w, idx=idx, val=val, target=target, loss_before=loss_before, loss_after=loss_after)
+        w, idx, val, state = _pursuit(system, w, idx, val, active, config, fixed_w, state)
+    loss_after = float(np.sum(system.objective(state))) + _penalty(ridge, w, val)
+    return TaskStepResult(w=w, idx=idx, val=val, target=system.target(idx, val), loss_before=loss_before,
+                          loss_after=loss_after)
 
 
-def _htp(X, y, XU, w, idx, val, active, res, config):
-    """Hard thresholding pursuit with a joint least-squares solve on ``[X_i U, X_{i,S}]``."""
-    n, m, d = X.shape
-    r = XU.shape[2]
-    k = idx.shape[1]
-    inactive_diag = np.zeros((n, r + k))
-    inactive_diag[:, r:] = ~active
-    fixed_part = None if config.fit_w else _rowdot(XU, w)
+def _dense(idx: np.ndarray, val: np.ndarray, d: int) -> np.ndarray:
+    b = np.zeros((idx.shape[0], d))
+    np.add.at(b, (np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape), idx), val)
+    return b
+
+
+def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, ...]:
+    """Subspace pursuit (``"sp"``) or hard thresholding pursuit (``"htp"``) with joint least-squares solves."""
+    n, k = idx.shape
+    ridge = config.ridge
     for step in range(config.n_steps):
-        g = _gradient(X, res)
-        if config.ridge:
-            dense_b = np.zeros((n, d))
-            np.put_along_axis(dense_b, idx, val, axis=1)
-            g -= config.ridge * dense_b
-        mu = _normalized_step(X, g, idx, val, active, k)
-        cand = mu[:, None] * g
-        cand_at = np.take_along_axis(cand, idx, axis=1) + val * active
-        np.put_along_axis(cand, idx, cand_at, axis=1)
-        new_idx = topk_abs(cand, k)
-        X_S = gather_columns(X, new_idx) * active[:, None, :]
-        if config.fit_w:
-            Z = np.concatenate([XU, X_S], axis=2)
-            target = y
+        g = system.gradient(state)
+        d = g.shape[1]
+        current = active & (val != 0)
+        if ridge:
+            g = g - ridge * _dense(idx, val * current, d)
+        if config.method == "sp":
+            g_off = g.copy()
+            np.put_along_axis(g_off, idx, np.where(current, 0.0, np.take_along_axis(g_off, idx, axis=1)), axis=1)
+            extra = topk_abs(g_off, k)
+            taken = np.any(extra[:, :, None] == np.where(current, idx, -1)[:, None, :], axis=2)
+            union = np.concatenate([idx, extra], axis=1)
+            union_mask = np.concatenate([current, active & ~taken], axis=1)
+            _, union_val, _ = system.solve(union, union_mask, ridge, fixed_w=fixed_w)
+            keep = topk_abs(np.where(union_mask, union_val, 0.0), k)
+            new_idx = np.take_along_axis(union, keep, axis=1)
         else:
-            Z = X_S
-            target = y - fixed_part
-        G = np.matmul(np.swapaxes(Z, 1, 2), Z)
-        diag = inactive_diag if config.fit_w else inactive_diag[:, r:]
-        G[:, np.arange(G.shape[1]), np.arange(G.shape[1])] += diag
-        rhs = np.matmul(target[:, None, :], Z)[:, 0, :]
-        sol = batched_solve(G, rhs, config.ridge)
-        if config.fit_w:
-            w, new_val = sol[:, :r], sol[:, r:] * active
-        else:
-            new_val = sol * active
-        res = target - _rowdot(Z, sol)
-        same = np.array_equal(np.sort(np.where(active, new_idx, -1), axis=1),
-                              np.sort(np.where(active, idx, -1), axis=1))
+            sup = topk_abs(g, k)
+            g_S = np.take_along_axis(g, sup, axis=1) * active
+            den = system.sq_norm(sup, g_S)
+            mu = np.where(den > 0, np.einsum("nk,nk->n", g_S, g_S) / np.where(den > 0, den, 1.0), 0.0)
+            cand = mu[:, None] * g + _dense(idx, val * active, d)
+            new_idx = topk_abs(cand, k)
+        w, new_val, state = system.solve(new_idx, active, ridge, fixed_w=fixed_w)
+        same = _same_support(new_idx, idx, active) and bool(np.all(current == active))
         idx, val = new_idx, new_val
         if same and step > 0:
             break
-    return w, idx, val, res
+    return w, idx, val, state
 
 
-def _iht_then_ls(X, y, sizes, XU, w, idx, val, active, config):
+def _iht_then_ls(system, w, idx, val, active, config, sizes) -> tuple[Any, ...]:
     """The paper's per-task step: IHT on ``b_i`` with ``v = U w_i`` fixed, then least squares for ``w_i``."""
-    n, m, d = X.shape
-    k = idx.shape[1]
-    v = _rowdot(XU, w)
-    b = np.zeros((n, d))
-    np.put_along_axis(b, idx, val * active, axis=1)
-    k_i = active.sum(axis=1)
+    n, k = idx.shape
     gamma = None
     sqrt_k = np.sqrt(max(k, 1))
+    val = val * active
     for _ in range(config.n_steps):
-        X_S = gather_columns(X, idx)
-        res = y - v - _rowdot(X_S, np.take_along_axis(b, idx, axis=1))
-        g = _gradient(X, res)
+        g = system.gradient(system.residual(w, idx, val))
+        d = g.shape[1]
+        b = _dense(idx, val, d)
         if config.step == "paper":
-            mu = 1.0 / np.maximum(sizes, 1)
+            mu = 1.0 / np.maximum(np.asarray(sizes if sizes is not None else 1.0, dtype=float), 1.0)
+            mu = np.broadcast_to(mu, (n,))
         else:
-            mu = _normalized_step(X, g, idx, np.take_along_axis(b, idx, axis=1), active, k)
+            empty = ~np.any(val != 0, axis=1)
+            sup = idx.copy()
+            if np.any(empty):
+                sup[empty] = topk_abs(g[empty], k)
+            g_S = np.take_along_axis(g, sup, axis=1) * active
+            den = system.sq_norm(sup, g_S)
+            mu = np.where(den > 0, np.einsum("nk,nk->n", g_S, g_S) / np.where(den > 0, den, 1.0), 0.0)
         cand = b + mu[:, None] * g
         new_idx = topk_abs(cand, k)
-        new_val = np.take_along_axis(cand, new_idx, axis=1) * active
         if config.step == "normalized":
-            new_val, new_idx, mu = _halve_on_support_change(X, y, v, b, g, mu, idx, new_idx, new_val,
-                                                            active, k)
+            mu, new_idx = _halve_on_support_change(system, b, g, mu, idx, new_idx, active, k)
+            cand = b + mu[:, None] * g
+        new_val = np.take_along_axis(cand, new_idx, axis=1) * active
         if config.threshold == "schedule":
             if gamma is None:
                 gamma = np.max(np.abs(cand), axis=1)
@@ -229,36 +192,33 @@ def _iht_then_ls(X, y, sizes, XU, w, idx, val, active, config):
             delta = a + c1 * gamma + beta / sqrt_k
             new_val = np.where(np.abs(new_val) > delta[:, None], new_val, 0.0)
             gamma = 2 * c1 * gamma + 2 * (a + c1 * beta / sqrt_k)
-        b = np.zeros((n, d))
-        np.put_along_axis(b, new_idx, new_val, axis=1)
-        idx = new_idx
-    val = np.take_along_axis(b, idx, axis=1) * active
-    val = np.where(np.arange(k)[None, :] < k_i[:, None], val, 0.0)
-    target = y - _rowdot(gather_columns(X, idx), val)
+        idx, val = new_idx, new_val
     if config.fit_w:
-        w = _solve_w(XU, target, config.ridge)
-    res = target - _rowdot(XU, w)
-    return w, idx, val, res, target
+        w, _, state = system.solve(idx, active, config.ridge, fixed_b=(idx, val))
+    else:
+        state = system.residual(w, idx, val)
+    return w, idx, val, state
 
 
-def _halve_on_support_change(X, y, v, b, g, mu, idx, new_idx, new_val, active, k, c=0.01, max_halvings=20):
+def _halve_on_support_change(system, b, g, mu, idx, new_idx, active, k, c=0.01, max_halvings=20):
     """Blumensath & Davies' safeguard: where the support changed and
     ``mu > (1 - c) ||b_new - b||^2 / ||X (b_new - b)||^2``, halve ``mu`` and threshold again."""
-    n, m, d = X.shape
     for _ in range(max_halvings):
-        b_new = np.zeros((n, d))
-        np.put_along_axis(b_new, new_idx, new_val, axis=1)
-        diff = b_new - b
-        Xdiff = np.matmul(X, diff[:, :, None])[:, :, 0]
-        num = np.sum(diff * diff, axis=1)
-        den = np.sum(Xdiff * Xdiff, axis=1)
+        changed = np.any(np.sort(new_idx, axis=1) != np.sort(idx, axis=1), axis=1)
+        if not np.any(changed):
+            break
+        cand = b + mu[:, None] * g
+        union = np.concatenate([idx, new_idx], axis=1)
+        b_new = np.zeros_like(b)
+        np.put_along_axis(b_new, new_idx, np.take_along_axis(cand, new_idx, axis=1) * active, axis=1)
+        diff = np.take_along_axis(b_new - b, union, axis=1)
+        diff[:, k:] *= ~np.any(new_idx[:, :, None] == idx[:, None, :], axis=2)  # count shared slots once
+        num = np.einsum("nk,nk->n", diff, diff)
+        den = system.sq_norm(union, diff)
         omega = (1 - c) * np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
-        support_changed = np.any(np.sort(new_idx, axis=1) != np.sort(idx, axis=1), axis=1)
-        bad = support_changed & (mu > omega)
+        bad = changed & (mu > omega)
         if not np.any(bad):
             break
         mu = np.where(bad, mu / 2, mu)
-        cand = b + mu[:, None] * g
-        new_idx = np.where(bad[:, None], topk_abs(cand, k), new_idx)
-        new_val = np.take_along_axis(cand, new_idx, axis=1) * active
-    return new_val, new_idx, mu
+        new_idx = np.where(bad[:, None], topk_abs(b + mu[:, None] * g, k), new_idx)
+    return mu, new_idx

@@ -1,0 +1,179 @@
+"""The per-task least-squares systems of a block, in the two data layouts (SPEC §2 step 1, §3).
+
+For every task ``i`` of a block, with ``U`` fixed, the per-task step works with
+
+    residual   y_i - X_i (U w_i + b_i)
+    gradient   g_i = X_i^T (y_i - X_i (U w_i + b_i))                      (n, d)
+    solve      least squares on the columns [X_i U, X_{i,S}] for a support S (jointly w_i and b_{i,S}),
+               or on X_{i,S} with w_i fixed, or on X_i U with b_i fixed, plus an optional ridge
+    objective  1/2 ||y_i - X_i (U w_i + b_i)||^2
+
+:class:`RowSystem` computes them from padded rows ``X (n, m, d)``; :class:`GramSystem` from the sufficient statistics
+``G_i = X_i^T X_i``, ``c_i = X_i^T y_i``, ``||y_i||^2`` (O(d^2) per task instead of O(m_i d), SPEC Remark 1). Both
+solve the same normal equations; the solvers of :mod:`.task_step` are written once against this interface.
+
+A support is ``k`` slots ``sup (n, k)`` with a mask ``(n, k)``: masked slots take no part (their coefficient is 0).
+The "state" a solve returns (residual rows, or ``(theta, G theta)``) is what ``gradient`` and ``objective`` read,
+so that no pass over the data is repeated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..kernels import batched_solve, gather_columns
+
+__all__ = ["RowSystem", "GramSystem", "gather_rows"]
+
+
+def gather_rows(G: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``G[a][idx[a], :]`` for every task: (n, d, d), (n, k) -> (n, k, d) (contiguous rows)."""
+    return G[np.arange(G.shape[0])[:, None], idx]
+
+
+def _rowdot(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``A[a] @ v[a]``: (n, m, p), (n, p) -> (n, m) as one batched product."""
+    return np.matmul(A, v[:, :, None].astype(A.dtype, copy=False))[:, :, 0]
+
+
+def _assemble(blocks: list[list[np.ndarray]]) -> np.ndarray:
+    return np.concatenate([np.concatenate(row, axis=2) for row in blocks], axis=1)
+
+
+def _mask_system(M: np.ndarray, rhs: np.ndarray, offset: int, mask: np.ndarray) -> None:
+    """Decouple masked slots (columns ``offset + q``): zero their rows/columns, unit diagonal, zero right side."""
+    if mask.all():
+        return
+    keep = np.ones(M.shape[:2], dtype=bool)
+    keep[:, offset:] = mask
+    M *= keep[:, :, None] & keep[:, None, :]
+    rhs *= keep
+    diag = np.arange(offset, M.shape[1])
+    M[:, diag, diag] += ~mask
+
+
+class RowSystem:
+    """The per-task systems of a row block ``X (n, m, d)``, ``y (n, m)`` (zero padding rows are inert)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, U: np.ndarray) -> None:
+        n, m, d = X.shape
+        self.X, self.y = X, y
+        self.XU = (X.reshape(n * m, d) @ U.astype(X.dtype, copy=False)).reshape(n, m, U.shape[1])
+
+    def residual(self, w: np.ndarray, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        return self.y - _rowdot(self.XU, w) - _rowdot(gather_columns(self.X, idx), val)
+
+    def gradient(self, state: np.ndarray) -> np.ndarray:
+        return np.matmul(state[:, None, :].astype(self.X.dtype, copy=False), self.X)[:, 0, :].astype(np.float64)
+
+    def objective(self, state: np.ndarray) -> np.ndarray:
+        return 0.5 * np.einsum("nm,nm->n", state, state, dtype=np.float64)
+
+    def sq_norm(self, sup: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """``||X_{i,sup} v_i||^2`` per task."""
+        Xv = _rowdot(gather_columns(self.X, sup), vals)
+        return np.einsum("nm,nm->n", Xv, Xv, dtype=np.float64)
+
+    def target(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """``y_i - X_i b_i`` (n, m): what ``X_i U w_i`` fits in the shared step."""
+        return self.y - _rowdot(gather_columns(self.X, idx), val)
+
+    def solve(self, sup: np.ndarray, mask: np.ndarray, ridge: float, fixed_w: np.ndarray | None = None,
+              fixed_b: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Least squares for ``(w_i, b_{i,sup})`` jointly; or ``b`` only (``fixed_w``); or ``w`` only (``fixed_b``).
+
+        Returns ``w (n, r)``, ``vals (n, len(sup))`` (zero on masked slots) and the residual state.
+        """
+        if fixed_b is not None:
+            target = self.target(*fixed_b)
+            Z = self.XU
+        else:
+            X_S = gather_columns(self.X, sup)
+            if fixed_w is None:
+                Z, target = np.concatenate([self.XU, X_S], axis=2), self.y
+            else:
+                Z, target = X_S, self.y - _rowdot(self.XU, fixed_w)
+        M = np.matmul(np.swapaxes(Z, 1, 2), Z).astype(np.float64)
+        rhs = np.matmul(target[:, None, :].astype(Z.dtype, copy=False), Z)[:, 0, :].astype(np.float64)
+        r = self.XU.shape[2]
+        offset = r if fixed_b is None and fixed_w is None else 0
+        if fixed_b is None:
+            _mask_system(M, rhs, offset, mask)
+        sol = batched_solve(M, rhs, ridge)
+        state = target - _rowdot(Z, sol)
+        if fixed_b is not None:
+            return sol, fixed_b[1], state
+        if fixed_w is not None:
+            return fixed_w, sol * mask, state
+        return sol[:, :r], sol[:, r:] * mask, state
+
+
+class GramSystem:
+    """The per-task systems of a Gram block: ``G (n, d, d)``, ``c (n, d)``, ``yy (n,)``.
+
+    State: ``(theta, G theta)`` with ``theta_i = U w_i + b_i``. The objective is evaluated as
+    ``1/2 (||y||^2 - 2 c^T theta + theta^T G theta)``, accurate to about ``1e-16 ||y_i||^2`` (clipped at 0).
+    """
+
+    def __init__(self, G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray) -> None:
+        n, d, _ = G.shape
+        self.G, self.yy, self.U = G, yy, U
+        self.c = c.astype(np.float64, copy=False)
+        self.GU = (G.reshape(n * d, d) @ U.astype(G.dtype, copy=False)).reshape(n, d, -1).astype(np.float64)
+        self.UGU = np.einsum("dr,nds->nrs", U, self.GU)
+        self.cU = self.c @ U
+
+    def _state(self, w: np.ndarray, sup: np.ndarray, vals: np.ndarray, G_S: np.ndarray | None = None) -> Any:
+        if G_S is None:
+            G_S = gather_rows(self.G, sup)
+        theta = w @ self.U.T
+        rows = np.arange(theta.shape[0])[:, None]
+        np.add.at(theta, (np.broadcast_to(rows, sup.shape), sup), vals)
+        Gtheta = np.einsum("ndr,nr->nd", self.GU, w) + np.einsum("nkd,nk->nd", G_S.astype(np.float64), vals)
+        return theta, Gtheta
+
+    def residual(self, w: np.ndarray, idx: np.ndarray, val: np.ndarray) -> Any:
+        return self._state(w, idx, val)
+
+    def gradient(self, state: Any) -> np.ndarray:
+        return self.c - state[1]
+
+    def objective(self, state: Any) -> np.ndarray:
+        theta, Gtheta = state
+        value = self.yy - 2.0 * np.einsum("nd,nd->n", self.c, theta) + np.einsum("nd,nd->n", theta, Gtheta)
+        return 0.5 * np.maximum(value, 0.0)
+
+    def sq_norm(self, sup: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        G_SS = np.take_along_axis(gather_rows(self.G, sup), sup[:, None, :], axis=2).astype(np.float64)
+        return np.einsum("nk,nkl,nl->n", vals, G_SS, vals)
+
+    def target(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """``X_i^T (y_i - X_i b_i)`` (n, d)."""
+        return self.c - np.einsum("nkd,nk->nd", gather_rows(self.G, idx).astype(np.float64), val)
+
+    def solve(self, sup: np.ndarray, mask: np.ndarray, ridge: float, fixed_w: np.ndarray | None = None,
+              fixed_b: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """See :meth:`RowSystem.solve`; the same normal equations assembled from ``G``."""
+        if fixed_b is not None:
+            b_idx, b_val = fixed_b
+            G_B = gather_rows(self.G, b_idx).astype(np.float64)
+            rhs = self.cU - np.einsum("nkr,nk->nr", np.take_along_axis(self.GU, b_idx[:, :, None], axis=1), b_val)
+            w = batched_solve(self.UGU, rhs, ridge)
+            return w, b_val, self._state(w, b_idx, b_val, G_B)
+        G_S = gather_rows(self.G, sup).astype(np.float64)
+        G_SS = np.take_along_axis(G_S, sup[:, None, :], axis=2)
+        GU_S = np.take_along_axis(self.GU, sup[:, :, None], axis=1)
+        c_S = np.take_along_axis(self.c, sup, axis=1)
+        if fixed_w is None:
+            M = _assemble([[self.UGU, np.swapaxes(GU_S, 1, 2)], [GU_S, G_SS]])
+            rhs = np.concatenate([self.cU, c_S], axis=1)
+            r = self.UGU.shape[1]
+        else:
+            M, rhs, r = G_SS.copy(), c_S - np.einsum("nkr,nr->nk", GU_S, fixed_w), 0
+        _mask_system(M, rhs, r, mask)
+        sol = batched_solve(M, rhs, ridge)
+        w = sol[:, :r] if fixed_w is None else fixed_w
+        vals = sol[:, r:] * mask
+        return w, vals, self._state(w, sup, vals, G_S)
