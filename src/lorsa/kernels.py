@@ -51,8 +51,8 @@ def batched_solve(G: np.ndarray, rhs: np.ndarray, ridge: float = 0.0, rcond: flo
         # A Cholesky that "succeeds" on a numerically singular matrix has a small pivot (about sqrt(eps) relative):
         # only trust it when the pivots bound the condition number below 1e10, else take the eigh route.
         if np.all(diag.min(axis=1) > 1e-5 * np.maximum(diag.max(axis=1), 1e-300)):
-            z = np.linalg.solve(L, rhs[..., None])
-            return np.linalg.solve(np.swapaxes(L, 1, 2), z)[..., 0]
+            # Well conditioned: one batched LU solve is cheaper than two batched triangular solves with L.
+            return np.linalg.solve(G, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
         pass
     vals, vecs = np.linalg.eigh(G)

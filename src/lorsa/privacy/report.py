@@ -127,9 +127,12 @@ def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | N
         "to adding or removing ONE user's (task's) entire data. Each w_i and b_i is computed by user i from "
         "the published U and that user's own data and stays with that user (joint differential privacy in "
         "the billboard model); handing all W_ and B_ (or another user's w_i, b_i) to one party is outside "
-        f"this guarantee. {init} The guarantee assumes the clipping bounds A1, A2, A3, A_w, the per-user "
-        "row cap m and the hyper-parameters (rank, sparsity, number of iterations) were chosen without "
-        "looking at the private data."
+        f"this guarantee, and so is anything else computed from the data without noise during the fit (the "
+        f"training loss, which the private estimator does not expose). {init} The number of iterations is "
+        "fixed in advance (no data-dependent stopping). The guarantee assumes the clipping bounds A1, A2, A3, "
+        "A_w, the per-user row budget m and the hyper-parameters (rank, sparsity, number of iterations) were "
+        "chosen without looking at the private data, and that the seed of the noise generator is secret "
+        "(whoever knows it can subtract the noise)."
     )
 
 

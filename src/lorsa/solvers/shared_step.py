@@ -65,13 +65,19 @@ def block_rhs(X: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
 def block_exact_statistics(gram: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``sum_i (w_i w_i^T) ⊗ G_i`` over a block as a (dr, dr) matrix in column-major vec order.
 
-    Entry ``[a d + p, b d + q] = sum_i w_ia w_ib G_i[p, q]``: one GEMM of (r^2, n) by (n, d^2).
+    Entry ``[a d + p, b d + q] = sum_i w_ia w_ib G_i[p, q]``. Only the ``r (r + 1) / 2`` pairs ``a <= b`` are
+    computed (one GEMM of (pairs, n) by (n, d^2)); the others follow by symmetry (``G_i`` is symmetric).
     """
     n, d, _ = gram.shape
     r = w.shape[1]
-    WW = (w[:, :, None] * w[:, None, :]).reshape(n, r * r)
-    T = (WW.T @ gram.reshape(n, d * d)).reshape(r, r, d, d)
-    return T.transpose(0, 2, 1, 3).reshape(r * d, r * d)
+    a_idx, b_idx = np.triu_indices(r)
+    weights = w[:, a_idx] * w[:, b_idx]
+    T = (weights.T @ gram.reshape(n, d * d)).reshape(-1, d, d)
+    A = np.empty((r, d, r, d))
+    for pair, (a, b) in enumerate(zip(a_idx, b_idx, strict=True)):
+        A[a, :, b, :] = T[pair]
+        A[b, :, a, :] = T[pair].T
+    return A.reshape(r * d, r * d)
 
 
 def block_jacobi_diagonal(X: np.ndarray, w: np.ndarray) -> np.ndarray:

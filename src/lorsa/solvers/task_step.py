@@ -127,7 +127,7 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
     """Subspace pursuit (``"sp"``) or hard thresholding pursuit (``"htp"``) with joint least-squares solves."""
     n, k = idx.shape
     ridge = config.ridge
-    for step in range(config.n_steps):
+    for _ in range(config.n_steps):
         g = system.gradient(state)
         d = g.shape[1]
         current = active & (val != 0)
@@ -153,7 +153,9 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
         w, new_val, state = system.solve(new_idx, active, ridge, fixed_w=fixed_w)
         same = _same_support(new_idx, idx, active) and bool(np.all(current == active))
         idx, val = new_idx, new_val
-        if same and step > 0:
+        # The solve just made is least squares on the support for the current U: if the support did not move,
+        # further steps would repeat it.
+        if same:
             break
     return w, idx, val, state
 

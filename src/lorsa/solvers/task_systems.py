@@ -29,13 +29,20 @@ __all__ = ["RowSystem", "GramSystem", "gather_rows"]
 
 
 def gather_rows(G: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``G[a][idx[a], :]`` for every task: (n, d, d), (n, k) -> (n, k, d) (contiguous rows)."""
-    return G[np.arange(G.shape[0])[:, None], idx]
+    """``G[a][idx[a], :]`` for every task: (n, d, d), (n, k) -> (n, k, d) (contiguous rows, one flat gather)."""
+    n, d, _ = G.shape
+    flat = (np.arange(n)[:, None] * d + idx).reshape(-1)
+    return G.reshape(n * d, d)[flat].reshape(n, idx.shape[1], d)
 
 
 def _rowdot(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``A[a] @ v[a]``: (n, m, p), (n, p) -> (n, m) as one batched product."""
     return np.matmul(A, v[:, :, None].astype(A.dtype, copy=False))[:, :, 0]
+
+
+def _combine_rows(rows: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``sum_q coef[a, q] rows[a, q, :]``: (n, k, d), (n, k) -> (n, d) float64, as one batched product."""
+    return np.matmul(coef[:, None, :].astype(rows.dtype, copy=False), rows)[:, 0, :].astype(np.float64)
 
 
 def _assemble(blocks: list[list[np.ndarray]]) -> np.ndarray:
@@ -122,16 +129,19 @@ class GramSystem:
         self.G, self.yy, self.U = G, yy, U
         self.c = c.astype(np.float64, copy=False)
         self.GU = (G.reshape(n * d, d) @ U.astype(G.dtype, copy=False)).reshape(n, d, -1).astype(np.float64)
-        self.UGU = np.einsum("dr,nds->nrs", U, self.GU)
+        self.UGU = np.matmul(U.T, self.GU)
         self.cU = self.c @ U
+
+    @staticmethod
+    def _rows(idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
 
     def _state(self, w: np.ndarray, sup: np.ndarray, vals: np.ndarray, G_S: np.ndarray | None = None) -> Any:
         if G_S is None:
             G_S = gather_rows(self.G, sup)
         theta = w @ self.U.T
-        rows = np.arange(theta.shape[0])[:, None]
-        np.add.at(theta, (np.broadcast_to(rows, sup.shape), sup), vals)
-        Gtheta = np.einsum("ndr,nr->nd", self.GU, w) + np.einsum("nkd,nk->nd", G_S.astype(np.float64), vals)
+        np.add.at(theta, (self._rows(sup), sup), vals)
+        Gtheta = _rowdot(self.GU, w) + _combine_rows(G_S, vals)
         return theta, Gtheta
 
     def residual(self, w: np.ndarray, idx: np.ndarray, val: np.ndarray) -> Any:
@@ -146,12 +156,13 @@ class GramSystem:
         return 0.5 * np.maximum(value, 0.0)
 
     def sq_norm(self, sup: np.ndarray, vals: np.ndarray) -> np.ndarray:
-        G_SS = np.take_along_axis(gather_rows(self.G, sup), sup[:, None, :], axis=2).astype(np.float64)
-        return np.einsum("nk,nkl,nl->n", vals, G_SS, vals)
+        G_S = gather_rows(self.G, sup)
+        G_SS = G_S[self._rows(sup)[:, :, None], np.arange(sup.shape[1])[None, :, None], sup[:, None, :]]
+        return np.einsum("nk,nk->n", vals, _rowdot(G_SS.astype(np.float64), vals))
 
     def target(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
         """``X_i^T (y_i - X_i b_i)`` (n, d)."""
-        return self.c - np.einsum("nkd,nk->nd", gather_rows(self.G, idx).astype(np.float64), val)
+        return self.c - _combine_rows(gather_rows(self.G, idx), val)
 
     def solve(self, sup: np.ndarray, mask: np.ndarray, ridge: float, fixed_w: np.ndarray | None = None,
               fixed_b: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -159,19 +170,20 @@ class GramSystem:
         if fixed_b is not None:
             b_idx, b_val = fixed_b
             G_B = gather_rows(self.G, b_idx).astype(np.float64)
-            rhs = self.cU - np.einsum("nkr,nk->nr", np.take_along_axis(self.GU, b_idx[:, :, None], axis=1), b_val)
+            rhs = self.cU - _combine_rows(self.GU[self._rows(b_idx), b_idx], b_val)
             w = batched_solve(self.UGU, rhs, ridge)
             return w, b_val, self._state(w, b_idx, b_val, G_B)
         G_S = gather_rows(self.G, sup).astype(np.float64)
-        G_SS = np.take_along_axis(G_S, sup[:, None, :], axis=2)
-        GU_S = np.take_along_axis(self.GU, sup[:, :, None], axis=1)
-        c_S = np.take_along_axis(self.c, sup, axis=1)
+        rows = self._rows(sup)
+        G_SS = G_S[rows[:, :, None], np.arange(sup.shape[1])[None, :, None], sup[:, None, :]]
+        GU_S = self.GU[rows, sup]
+        c_S = self.c[rows, sup]
         if fixed_w is None:
             M = _assemble([[self.UGU, np.swapaxes(GU_S, 1, 2)], [GU_S, G_SS]])
             rhs = np.concatenate([self.cU, c_S], axis=1)
             r = self.UGU.shape[1]
         else:
-            M, rhs, r = G_SS.copy(), c_S - np.einsum("nkr,nr->nk", GU_S, fixed_w), 0
+            M, rhs, r = G_SS.copy(), c_S - _rowdot(GU_S, fixed_w), 0
         _mask_system(M, rhs, r, mask)
         sol = batched_solve(M, rhs, ridge)
         w = sol[:, :r] if fixed_w is None else fixed_w
