@@ -99,14 +99,25 @@ def check_random_state(value: Any) -> np.random.Generator:
     raise TypeError(f"random_state must be None, a non-negative int or a numpy Generator, got {_describe(value)}")
 
 
-def _check_finite(name: str, array: np.ndarray) -> None:
-    if array.size and not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        first = np.argwhere(bad)[0]
-        kind = "NaN" if np.isnan(array[tuple(first)]) else "inf"
+def _check_finite(name: str, array: np.ndarray, chunk_rows: int = 65536) -> None:
+    """Raise if ``array`` holds NaN or inf, naming the first offending index (checked in chunks of rows, so
+    that no temporary as large as the array is made)."""
+    flat = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
+    for start in range(0, flat.shape[0], chunk_rows):
+        chunk = flat[start:start + chunk_rows]
+        ok = np.isfinite(chunk)
+        if ok.all():
+            continue
+        bad = ~ok
+        row, col = np.argwhere(bad)[0]
+        row += start
+        first = (int(row),) if array.ndim == 1 else tuple(int(i) for i in np.unravel_index(
+            row * flat.shape[1] + col, array.shape))
+        kind = "NaN" if np.isnan(array[first]) else "inf"
+        total = int(bad.sum()) + sum(int((~np.isfinite(flat[s:s + chunk_rows])).sum())
+                                     for s in range(start + chunk_rows, flat.shape[0], chunk_rows))
         raise ValueError(
-            f"{name} must contain only finite values; found {int(bad.sum())} non-finite "
-            f"(first: {kind} at index {tuple(int(i) for i in first)})"
+            f"{name} must contain only finite values; found {total} non-finite (first: {kind} at index {first})"
         )
 
 

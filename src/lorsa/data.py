@@ -160,7 +160,10 @@ class RaggedTasks:
         n_samples, d = X.shape
         task_index = np.asarray(task_index, dtype=np.int64)
         counts = np.bincount(task_index, minlength=n_tasks).astype(np.int64)
-        order = np.argsort(task_index, kind="stable")
+        if n_samples and np.all(task_index[1:] >= task_index[:-1]):
+            order = np.arange(n_samples)  # rows already grouped by task: no sort, blocks may be views
+        else:
+            order = np.argsort(task_index, kind="stable")
         offsets = np.zeros(n_tasks + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         by_size = np.argsort(counts, kind="stable")
@@ -248,6 +251,12 @@ def encode_tasks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index : ndarray of shape (N,)
         Index of each row's label in ``unique``.
     """
+    if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4 * labels.size + 1024:
+        # Small non-negative integers: O(N) by counting instead of an O(N log N) sort.
+        present = np.bincount(labels) > 0
+        unique = np.flatnonzero(present).astype(labels.dtype)
+        remap = np.cumsum(present) - 1
+        return unique, remap[labels].astype(np.int64)
     unique, index = np.unique(labels, return_inverse=True)
     return unique, index.astype(np.int64).reshape(-1)
 

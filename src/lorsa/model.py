@@ -78,8 +78,10 @@ class LRSRegressor:
         If False, ``U`` stays at ``init`` (per-task compressed sensing in a frozen subspace).
     max_iter : int, default 100
         Cap on outer iterations ``L``.
-    tol : float, default 1e-8
+    tol : float or None, default None
         Stop when the subspace moves less than ``tol`` or the objective changes relatively less than ``tol``.
+        None means 1e-8 for float64 and 1e-5 for float32 (about 100 times what round-off lets the iterates
+        settle to).
     cg_tol : float, default 1e-10
         Relative residual tolerance of the CG U step.
     sample_split : int or None, default None
@@ -109,6 +111,8 @@ class LRSRegressor:
         Outer iterations run.
     loss_history_ : ndarray of shape (n_iter_,)
         Training objective after each iteration.
+    iteration_times_ : ndarray of shape (n_iter_,)
+        Wall time of each iteration in seconds (not saved in the model file).
     converged_ : bool
         Whether a ``tol`` criterion stopped the fit (else ``max_iter`` did).
     u_solver_ : str
@@ -120,7 +124,7 @@ class LRSRegressor:
     def __init__(self, rank: int = 1, sparsity: int = 0, *, row_sparsity: int | None = None, solver: str = "sp",
                  sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  u_solver: str = "auto", init: str | np.ndarray = "random", fit_basis: bool = True,
-                 max_iter: int = 100, tol: float = 1e-8, cg_tol: float = 1e-10, sample_split: int | None = None,
+                 max_iter: int = 100, tol: float | None = None, cg_tol: float = 1e-10, sample_split: int | None = None,
                  dtype: str = "float64", layout: str = "auto",
                  random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
         self.rank = rank
@@ -178,10 +182,10 @@ class LRSRegressor:
         ridge = v.check_float("ridge", self.ridge, 0.0)
         v.check_choice("u_solver", self.u_solver, _U_SOLVERS)
         max_iter = v.check_int("max_iter", self.max_iter, 1)
-        tol = v.check_float("tol", self.tol, 0.0)
+        dtype = v.check_dtype("dtype", self.dtype)
+        tol = (1e-8 if dtype == np.float64 else 1e-5) if self.tol is None else v.check_float("tol", self.tol, 0.0)
         cg_tol = v.check_float("cg_tol", self.cg_tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         v.check_int("sample_split", self.sample_split, 1, allow_none=True)
-        dtype = v.check_dtype("dtype", self.dtype)
         v.check_choice("layout", self.layout, _LAYOUTS)
         if self.layout == "gram" and (self.sample_split or 1) > 1:
             raise ValueError("layout='gram' cannot split samples (sample_split); use layout='rows' or 'auto'")
@@ -259,6 +263,7 @@ class LRSRegressor:
         self.tasks_ = tasks
         self.n_iter_ = int(result.n_iter)
         self.loss_history_ = np.asarray(result.loss_history, dtype=np.float64)
+        self.iteration_times_ = np.asarray(result.iteration_times, dtype=np.float64)
         self.initial_loss_ = float(result.initial_loss)
         self.converged_ = bool(result.converged)
         self.u_solver_ = config.u_solver
@@ -393,6 +398,7 @@ class LRSRegressor:
         est.initial_loss_ = float(attrs["initial_loss"])
         est.n_features_in_ = int(d)
         est.loss_history_ = arrays["loss_history"]
+        est.iteration_times_ = np.zeros(0)
         est._index = TaskIndex(tasks)
         return est
 

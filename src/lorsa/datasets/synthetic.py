@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_float, check_int, check_random_state
+from .._validation import check_dtype, check_float, check_int, check_random_state
 
 __all__ = ["LRSProblem", "make_lrs_regression", "random_support"]
 
@@ -57,7 +57,7 @@ class LRSProblem:
         t = self.W.shape[0]
         sizes = _sizes(n_samples, t)
         tasks = np.repeat(np.arange(t), sizes)
-        X = rng.standard_normal((tasks.size, self.U.shape[0]))
+        X = _features(tasks.size, self.U.shape[0], self.X.dtype, rng)
         sigma = self.noise if noise is None else noise
         y = _responses(X, tasks, self.theta, sigma, rng)
         return X, y, tasks
@@ -73,11 +73,27 @@ def _sizes(n_samples: int | np.ndarray, t: int) -> np.ndarray:
     return sizes.astype(np.int64)
 
 
+def _features(n_rows: int, d: int, dtype: np.dtype, rng: np.random.Generator, chunk_rows: int = 2**20
+              ) -> np.ndarray:
+    """``x ~ N(0, I_d)`` rows, drawn in chunks straight into ``dtype`` (no float64 copy of a float32 matrix)."""
+    X = np.empty((n_rows, d), dtype=dtype)
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        X[start:stop] = rng.standard_normal((stop - start, d), dtype=dtype)
+    return X
+
+
 def _responses(X: np.ndarray, tasks: np.ndarray, theta: np.ndarray, sigma: float,
-               rng: np.random.Generator) -> np.ndarray:
-    y = np.einsum("nd,nd->n", X, theta.T[tasks])
+               rng: np.random.Generator, chunk_rows: int = 2**20) -> np.ndarray:
+    y = np.empty(X.shape[0], dtype=X.dtype)
+    theta_rows = theta.T.astype(X.dtype)
+    for start in range(0, X.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        y[sl] = np.einsum("nd,nd->n", X[sl], theta_rows[tasks[sl]])
     if sigma > 0:
-        y = y + sigma * rng.standard_normal(y.shape[0])
+        for start in range(0, X.shape[0], chunk_rows):
+            sl = slice(start, start + chunk_rows)
+            y[sl] += sigma * rng.standard_normal(y[sl].shape[0], dtype=X.dtype)
     return y
 
 
@@ -107,7 +123,8 @@ def random_support(n_tasks: int, n_features: int, sparsity: int, row_sparsity: i
 
 def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_features: int = 150,
                         rank: int = 1, sparsity: int = 10, row_sparsity: int | None = 5, noise: float = 0.0,
-                        random_state: int | np.random.Generator | None = None) -> LRSProblem:
+                        random_state: int | np.random.Generator | None = None,
+                        dtype: str | np.dtype = "float64") -> LRSProblem:
     """Generate the paper's synthetic LRS problem (defaults: Figure 2's setting, t = d zeta / k = 75).
 
     Parameters
@@ -127,6 +144,8 @@ def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_
     noise : float
         Standard deviation ``sigma`` of the additive Gaussian noise.
     random_state : int, Generator or None
+    dtype : {"float64", "float32"}
+        Precision of ``X`` and ``y`` (drawn in chunks, so a float32 problem never exists in float64).
 
     Returns
     -------
@@ -144,6 +163,7 @@ def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_
             f"use n_tasks <= {d * zeta // max(k, 1)} or a larger row_sparsity"
         )
     sizes = _sizes(n_samples, t)
+    dtype = check_dtype("dtype", dtype)
     rng = check_random_state(random_state)
     Q, R = np.linalg.qr(rng.standard_normal((d, r)))
     U = Q * np.where(np.diagonal(R) < 0, -1.0, 1.0)
@@ -153,7 +173,7 @@ def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_
     B = sp.csc_matrix((values.reshape(-1), (support.reshape(-1), np.repeat(np.arange(t), k))), shape=(d, t))
     B.sort_indices()
     tasks = np.repeat(np.arange(t), sizes)
-    X = rng.standard_normal((tasks.size, d))
+    X = _features(tasks.size, d, dtype, rng)
     theta = U @ W.T + B.toarray()
     y = _responses(X, tasks, theta, sigma, rng)
     return LRSProblem(X=X, y=y, tasks=tasks, U=U, W=W, B=B, noise=sigma)

@@ -25,6 +25,7 @@ fit must: the number of releases is fixed in advance, and a data-dependent stop 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,7 @@ class AMHTResult:
     converged: bool
     subspace_changes: np.ndarray
     cg_iterations: list[int]
+    iteration_times: np.ndarray
 
 
 @dataclass
@@ -251,7 +253,9 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
     cg_iters: list[int] = []
     converged = False
     n_iter = 0
+    times: list[float] = []
     for it in range(1, cfg.max_iter + 1):
+        started = time.perf_counter()
         change = 0.0
         if cfg.fit_u:
             data = batches[(it - 1) % len(batches)]
@@ -274,6 +278,7 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         loss, A, V, diag = per_task_pass(it % len(batches), U)
         n_iter = it
         history.append(loss)
+        times.append(time.perf_counter() - started)
         changes.append(change)
         if callback is not None:
             callback(it, loss, change)
@@ -283,4 +288,5 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
             break
     return AMHTResult(U=U, W=driver.W, idx=driver.idx, val=driver.val * driver.active, n_iter=n_iter,
                       loss_history=np.asarray(history), initial_loss=initial_loss, converged=converged,
-                      subspace_changes=np.asarray(changes), cg_iterations=cg_iters)
+                      subspace_changes=np.asarray(changes), cg_iterations=cg_iters,
+                      iteration_times=np.asarray(times))
