@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import warnings
@@ -11,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _validation as v
+from .backends import make_backend
 from .data import RaggedTasks, encode_tasks
 from .io import read_model_file, write_model_file
 from .solvers.amht import AMHTConfig, AMHTResult, fit_amht
@@ -92,6 +94,12 @@ class LRSRegressor:
         How task data are held during the fit (:mod:`lorsa.data`): padded rows, or per-task sufficient statistics
         ``X_i^T X_i, X_i^T y_i`` (cheaper per iteration and no larger when ``m_i >= d``). ``"auto"`` uses the
         statistics for blocks of tasks with ``m_i >= d`` and rows elsewhere; ``sample_split`` always uses rows.
+    n_jobs : int or None, default None
+        Threads running the blocks of each pass, each with single-threaded BLAS (many small products run faster
+        side by side than one multi-threaded BLAS call at a time). None: one per core when ``threadpoolctl`` is
+        installed to pin BLAS (the ``experiments`` extra), else 1; ``-1``: one per core; 1: this thread, BLAS as
+        configured. Results agree across ``n_jobs`` to round-off (BLAS threading changes summation order) and
+        are identical for the same ``n_jobs`` and seed.
     random_state : int, Generator or None
         Seed for the random initialisation and sample splitting: the same seed gives the same model.
     verbose : bool, default False
@@ -125,7 +133,7 @@ class LRSRegressor:
                  sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  u_solver: str = "auto", init: str | np.ndarray = "random", fit_basis: bool = True,
                  max_iter: int = 100, tol: float | None = None, cg_tol: float = 1e-10, sample_split: int | None = None,
-                 dtype: str = "float64", layout: str = "auto",
+                 dtype: str = "float64", layout: str = "auto", n_jobs: int | None = None,
                  random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
         self.rank = rank
         self.sparsity = sparsity
@@ -144,6 +152,7 @@ class LRSRegressor:
         self.sample_split = sample_split
         self.dtype = dtype
         self.layout = layout
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -186,6 +195,8 @@ class LRSRegressor:
         tol = (1e-8 if dtype == np.float64 else 1e-5) if self.tol is None else v.check_float("tol", self.tol, 0.0)
         cg_tol = v.check_float("cg_tol", self.cg_tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         v.check_int("sample_split", self.sample_split, 1, allow_none=True)
+        if self.n_jobs not in (None, -1):
+            v.check_int("n_jobs", self.n_jobs, 1)
         v.check_choice("layout", self.layout, _LAYOUTS)
         if self.layout == "gram" and (self.sample_split or 1) > 1:
             raise ValueError("layout='gram' cannot split samples (sample_split); use layout='rows' or 'auto'")
@@ -196,6 +207,11 @@ class LRSRegressor:
         config = AMHTConfig(rank=r, sparsity=k, row_sparsity=zeta, task_step=step, u_solver=self.u_solver,
                             fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol)
         return config, dtype
+
+    def _backend(self) -> Any:
+        if self.n_jobs is None:
+            return make_backend(os.cpu_count() or 1 if importlib.util.find_spec("threadpoolctl") else 1)
+        return make_backend(os.cpu_count() or 1 if self.n_jobs == -1 else self.n_jobs)
 
     def _layout(self) -> str:
         return "rows" if (self.sample_split or 1) > 1 else self.layout
@@ -239,8 +255,12 @@ class LRSRegressor:
         U0 = self._initial_basis(X, y, r, rng)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
         callback = _print_progress if self.verbose else None
-        result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config,
-                          full=data if len(batches) > 1 else None, callback=callback)
+        backend = self._backend()
+        try:
+            result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,
+                              full=data if len(batches) > 1 else None, callback=callback)
+        finally:
+            getattr(backend, "close", lambda: None)()
         self._set_fitted(result, unique, X.shape[1], config)
         return self
 
@@ -346,7 +366,11 @@ class LRSRegressor:
         step = TaskStepConfig(**{**config.task_step.__dict__, "n_steps": max(config.task_step.n_steps, 50)})
         config = AMHTConfig(**{**config.__dict__, "task_step": step, "fit_u": False, "max_iter": max_iter,
                                "row_sparsity": None})
-        result = fit_amht([data], self.U_, np.zeros((unique.shape[0], r)), config)
+        backend = self._backend()
+        try:
+            result = fit_amht([data], self.U_, np.zeros((unique.shape[0], r)), config, backend=backend)
+        finally:
+            getattr(backend, "close", lambda: None)()
         return unique, result.W, _slots_to_csc(result.idx, result.val, self.n_features_in_)
 
     # ------------------------------------------------------------------ persistence

@@ -105,7 +105,7 @@ def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarra
 
 def gram_jacobi_diagonal(G: np.ndarray, w: np.ndarray) -> np.ndarray:
     """:func:`block_jacobi_diagonal` for a Gram block: ``sum_i w_ia^2 G_i[p, p]``."""
-    return np.diagonal(G, axis1=1, axis2=2).astype(np.float64).T @ (w * w)
+    return np.diagonal(G, axis1=1, axis2=2).astype(np.float64, copy=False).T @ (w * w)
 
 
 def solve_exact(A: np.ndarray, V: np.ndarray) -> np.ndarray:

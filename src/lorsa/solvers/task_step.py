@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels import topk_abs
-from .task_systems import GramSystem, RowSystem
+from .task_systems import GramSystem, RowSystem, put_state, take_state
 
 __all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros", "METHODS"]
 
@@ -76,10 +76,6 @@ def allowed_nonzeros(sizes: np.ndarray, rank: int, sparsity: int) -> np.ndarray:
 
 def _penalty(ridge: float, w: np.ndarray, val: np.ndarray) -> float:
     return 0.5 * ridge * float(np.sum(w * w) + np.sum(val * val)) if ridge else 0.0
-
-
-def _same_support(a: np.ndarray, b: np.ndarray, active: np.ndarray) -> bool:
-    return np.array_equal(np.sort(np.where(active, a, -1), axis=1), np.sort(np.where(active, b, -1), axis=1))
 
 
 def task_step(system: RowSystem | GramSystem, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
@@ -124,39 +120,51 @@ def _dense(idx: np.ndarray, val: np.ndarray, d: int) -> np.ndarray:
 
 
 def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, ...]:
-    """Subspace pursuit (``"sp"``) or hard thresholding pursuit (``"htp"``) with joint least-squares solves."""
+    """Subspace pursuit (``"sp"``) or hard thresholding pursuit (``"htp"``) with joint least-squares solves.
+
+    A task leaves the loop as soon as its support stops moving (its last solve is then least squares on that
+    support for the current ``U``); later steps run on the remaining tasks only, through ``system.subset``.
+    """
     n, k = idx.shape
     ridge = config.ridge
+    w, idx, val = w.copy(), idx.copy(), val.copy()
+    todo = np.arange(n)
+    sub, sub_state = system, state
     for _ in range(config.n_steps):
-        g = system.gradient(state)
+        idx_t, val_t, act_t = idx[todo], val[todo], active[todo]
+        fixed_t = None if fixed_w is None else fixed_w[todo]
+        g = sub.gradient(sub_state)
         d = g.shape[1]
-        current = active & (val != 0)
+        current = act_t & (val_t != 0)
         if ridge:
-            g = g - ridge * _dense(idx, val * current, d)
+            g = g - ridge * _dense(idx_t, val_t * current, d)
         if config.method == "sp":
             g_off = g.copy()
-            np.put_along_axis(g_off, idx, np.where(current, 0.0, np.take_along_axis(g_off, idx, axis=1)), axis=1)
+            np.put_along_axis(g_off, idx_t, np.where(current, 0.0, np.take_along_axis(g_off, idx_t, axis=1)), axis=1)
             extra = topk_abs(g_off, k)
-            taken = np.any(extra[:, :, None] == np.where(current, idx, -1)[:, None, :], axis=2)
-            union = np.concatenate([idx, extra], axis=1)
-            union_mask = np.concatenate([current, active & ~taken], axis=1)
-            _, union_val, _ = system.solve(union, union_mask, ridge, fixed_w=fixed_w)
+            taken = np.any(extra[:, :, None] == np.where(current, idx_t, -1)[:, None, :], axis=2)
+            union = np.concatenate([idx_t, extra], axis=1)
+            union_mask = np.concatenate([current, act_t & ~taken], axis=1)
+            _, union_val, _ = sub.solve(union, union_mask, ridge, fixed_w=fixed_t)
             keep = topk_abs(np.where(union_mask, union_val, 0.0), k)
             new_idx = np.take_along_axis(union, keep, axis=1)
         else:
             sup = topk_abs(g, k)
-            g_S = np.take_along_axis(g, sup, axis=1) * active
-            den = system.sq_norm(sup, g_S)
+            g_S = np.take_along_axis(g, sup, axis=1) * act_t
+            den = sub.sq_norm(sup, g_S)
             mu = np.where(den > 0, np.einsum("nk,nk->n", g_S, g_S) / np.where(den > 0, den, 1.0), 0.0)
-            cand = mu[:, None] * g + _dense(idx, val * active, d)
+            cand = mu[:, None] * g + _dense(idx_t, val_t * act_t, d)
             new_idx = topk_abs(cand, k)
-        w, new_val, state = system.solve(new_idx, active, ridge, fixed_w=fixed_w)
-        same = _same_support(new_idx, idx, active) and bool(np.all(current == active))
-        idx, val = new_idx, new_val
-        # The solve just made is least squares on the support for the current U: if the support did not move,
-        # further steps would repeat it.
-        if same:
+        w_t, new_val, new_state = sub.solve(new_idx, act_t, ridge, fixed_w=fixed_t)
+        moved = (np.any(np.sort(np.where(act_t, new_idx, -1), axis=1)
+                        != np.sort(np.where(act_t, idx_t, -1), axis=1), axis=1)
+                 | np.any(current != act_t, axis=1))
+        w[todo], idx[todo], val[todo] = w_t, new_idx, new_val
+        put_state(state, todo, new_state)
+        if not moved.any():
             break
+        todo = todo[moved]
+        sub, sub_state = system.subset(todo), take_state(new_state, moved)
     return w, idx, val, state
 
 

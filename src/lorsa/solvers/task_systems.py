@@ -28,11 +28,27 @@ from ..kernels import batched_solve, gather_columns
 __all__ = ["RowSystem", "GramSystem", "gather_rows"]
 
 
-def gather_rows(G: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``G[a][idx[a], :]`` for every task: (n, d, d), (n, k) -> (n, k, d) (contiguous rows, one flat gather)."""
-    n, d, _ = G.shape
-    flat = (np.arange(n)[:, None] * d + idx).reshape(-1)
-    return G.reshape(n * d, d)[flat].reshape(n, idx.shape[1], d)
+def gather_rows(G: np.ndarray, idx: np.ndarray, tasks: np.ndarray | None = None) -> np.ndarray:
+    """``G[t_a][idx[a], :]`` for every task ``a`` (``t = tasks``, default all): (n, k) -> (n, k, d), one flat
+    gather of contiguous rows."""
+    n_all, d, _ = G.shape
+    tasks = np.arange(n_all) if tasks is None else tasks
+    flat = (tasks[:, None] * d + idx).reshape(-1)
+    return G.reshape(n_all * d, d)[flat].reshape(idx.shape[0], idx.shape[1], d)
+
+
+def take_state(state: Any, sel: np.ndarray) -> Any:
+    """The state of the tasks ``sel`` (a state is an array, or a tuple of arrays, with tasks on axis 0)."""
+    return tuple(part[sel] for part in state) if isinstance(state, tuple) else state[sel]
+
+
+def put_state(state: Any, sel: np.ndarray, part: Any) -> None:
+    """Write ``part`` (the state of tasks ``sel``) into ``state`` in place."""
+    if isinstance(state, tuple):
+        for whole, piece in zip(state, part, strict=True):
+            whole[sel] = piece
+    else:
+        state[sel] = part
 
 
 def _rowdot(A: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -42,7 +58,7 @@ def _rowdot(A: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _combine_rows(rows: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """``sum_q coef[a, q] rows[a, q, :]``: (n, k, d), (n, k) -> (n, d) float64, as one batched product."""
-    return np.matmul(coef[:, None, :].astype(rows.dtype, copy=False), rows)[:, 0, :].astype(np.float64)
+    return np.matmul(coef[:, None, :].astype(rows.dtype, copy=False), rows)[:, 0, :].astype(np.float64, copy=False)
 
 
 def _assemble(blocks: list[list[np.ndarray]]) -> np.ndarray:
@@ -68,6 +84,12 @@ class RowSystem:
         n, m, d = X.shape
         self.X, self.y = X, y
         self.XU = (X.reshape(n * m, d) @ U.astype(X.dtype, copy=False)).reshape(n, m, U.shape[1])
+
+    def subset(self, tasks: np.ndarray) -> RowSystem:
+        """The systems of the tasks ``tasks`` only (their rows are copied: meant for small subsets)."""
+        sub = object.__new__(RowSystem)
+        sub.X, sub.y, sub.XU = self.X[tasks], self.y[tasks], self.XU[tasks]
+        return sub
 
     def residual(self, w: np.ndarray, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
         return self.y - _rowdot(self.XU, w) - _rowdot(gather_columns(self.X, idx), val)
@@ -102,7 +124,7 @@ class RowSystem:
                 Z, target = np.concatenate([self.XU, X_S], axis=2), self.y
             else:
                 Z, target = X_S, self.y - _rowdot(self.XU, fixed_w)
-        M = np.matmul(np.swapaxes(Z, 1, 2), Z).astype(np.float64)
+        M = np.matmul(np.swapaxes(Z, 1, 2), Z).astype(np.float64, copy=False)
         rhs = np.matmul(target[:, None, :].astype(Z.dtype, copy=False), Z)[:, 0, :].astype(np.float64)
         r = self.XU.shape[2]
         offset = r if fixed_b is None and fixed_w is None else 0
@@ -127,10 +149,22 @@ class GramSystem:
     def __init__(self, G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray) -> None:
         n, d, _ = G.shape
         self.G, self.yy, self.U = G, yy, U
+        self.tasks = np.arange(n)
         self.c = c.astype(np.float64, copy=False)
         self.GU = (G.reshape(n * d, d) @ U.astype(G.dtype, copy=False)).reshape(n, d, -1).astype(np.float64)
         self.UGU = np.matmul(U.T, self.GU)
         self.cU = self.c @ U
+
+    def subset(self, tasks: np.ndarray) -> GramSystem:
+        """The systems of the tasks ``tasks`` only (``G`` is shared, not copied)."""
+        sub = object.__new__(GramSystem)
+        sub.G, sub.U, sub.tasks = self.G, self.U, self.tasks[tasks]
+        for name in ("yy", "c", "GU", "UGU", "cU"):
+            setattr(sub, name, getattr(self, name)[tasks])
+        return sub
+
+    def _gather(self, idx: np.ndarray) -> np.ndarray:
+        return gather_rows(self.G, idx, self.tasks)
 
     @staticmethod
     def _rows(idx: np.ndarray) -> np.ndarray:
@@ -138,7 +172,7 @@ class GramSystem:
 
     def _state(self, w: np.ndarray, sup: np.ndarray, vals: np.ndarray, G_S: np.ndarray | None = None) -> Any:
         if G_S is None:
-            G_S = gather_rows(self.G, sup)
+            G_S = self._gather(sup)
         theta = w @ self.U.T
         np.add.at(theta, (self._rows(sup), sup), vals)
         Gtheta = _rowdot(self.GU, w) + _combine_rows(G_S, vals)
@@ -156,24 +190,24 @@ class GramSystem:
         return 0.5 * np.maximum(value, 0.0)
 
     def sq_norm(self, sup: np.ndarray, vals: np.ndarray) -> np.ndarray:
-        G_S = gather_rows(self.G, sup)
+        G_S = self._gather(sup)
         G_SS = G_S[self._rows(sup)[:, :, None], np.arange(sup.shape[1])[None, :, None], sup[:, None, :]]
-        return np.einsum("nk,nk->n", vals, _rowdot(G_SS.astype(np.float64), vals))
+        return np.einsum("nk,nk->n", vals, _rowdot(G_SS.astype(np.float64, copy=False), vals))
 
     def target(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
         """``X_i^T (y_i - X_i b_i)`` (n, d)."""
-        return self.c - _combine_rows(gather_rows(self.G, idx), val)
+        return self.c - _combine_rows(self._gather(idx), val)
 
     def solve(self, sup: np.ndarray, mask: np.ndarray, ridge: float, fixed_w: np.ndarray | None = None,
               fixed_b: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
         """See :meth:`RowSystem.solve`; the same normal equations assembled from ``G``."""
         if fixed_b is not None:
             b_idx, b_val = fixed_b
-            G_B = gather_rows(self.G, b_idx).astype(np.float64)
+            G_B = self._gather(b_idx).astype(np.float64, copy=False)
             rhs = self.cU - _combine_rows(self.GU[self._rows(b_idx), b_idx], b_val)
             w = batched_solve(self.UGU, rhs, ridge)
             return w, b_val, self._state(w, b_idx, b_val, G_B)
-        G_S = gather_rows(self.G, sup).astype(np.float64)
+        G_S = self._gather(sup).astype(np.float64, copy=False)
         rows = self._rows(sup)
         G_SS = G_S[rows[:, :, None], np.arange(sup.shape[1])[None, :, None], sup[:, None, :]]
         GU_S = self.GU[rows, sup]
