@@ -1,0 +1,25 @@
+"""The benchmark suite runs end to end on its tiny setting (timings are not asserted: they live in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_suite_quick(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    for heading in ("## a.", "## b.", "## c.", "## d.", "## e."):
+        assert heading in report
+    data = json.loads((tmp_path / "benchmarks.json").read_text())
+    # the suite's own correctness checks: lorsa is at least as accurate as the reference after the same iterations
+    ref = data["reference"]
+    assert ref["lorsa"]["sp, n_jobs=1"]["error"] <= ref["reference_error"]
+    assert data["million"]["error"] <= 1e-4
+    assert (tmp_path / "docs" / "benchmark_scaling.png").stat().st_size > 1000
