@@ -30,6 +30,7 @@ from lorsa.privacy.mechanism import (
     GaussianRelease,
     default_bounds,
     private_moments_basis,
+    private_release,
     symmetric_noise,
 )
 from lorsa.privacy.report import PrivacyReport, make_privacy_report
@@ -52,6 +53,7 @@ __all__ = [
     "make_privacy_report",
     "noise_std",
     "private_moments_basis",
+    "private_release",
     "release_noise_multiplier",
     "sensitivities",
     "symmetric_noise",
