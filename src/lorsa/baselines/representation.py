@@ -1,0 +1,161 @@
+"""AMHT-LRS with hold-out tuning, and representation learning (SPEC §7: AltMin, ``k = 0``, ``r`` per task).
+
+:class:`TunedLRS` wraps :class:`lorsa.LRSRegressor` so that ``rank``, ``sparsity`` and ``ridge`` may be given as
+candidate lists chosen on held-out rows like every baseline's hyper-parameters; :class:`RepresentationLearning` is
+the same with ``k = 0`` fixed: ``theta_i = U w_i``, the AltMin of Thekumparampil et al. (2021) (SPEC §1 special
+case), which stores ``r`` numbers per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _validation as v
+from ..model import LRSRegressor, predict_rows
+from .base import TaskRegressor, candidates, check_nonnegative_float, check_positive_int
+
+__all__ = ["TunedLRS", "RepresentationLearning"]
+
+
+class TunedLRS(TaskRegressor):
+    """``theta_i = U w_i + b_i`` fitted by AMHT-LRS (:class:`lorsa.LRSRegressor`), ``r + k`` parameters per task.
+
+    Parameters
+    ----------
+    rank : int or sequence of int, default 1
+        ``r``; with several values the one with the smallest hold-out RMSE is used.
+    sparsity : int or sequence of int, default 0
+        ``k``, non-zeros per ``b_i``.
+    ridge : float or sequence of float, default 0.0
+        Penalty on ``w_i, b_i`` (see :class:`lorsa.LRSRegressor`).
+    row_sparsity : int or None, default None
+        ``zeta`` (fixed, not tuned).
+    max_iter : int, default 100
+        Cap on AMHT-LRS outer iterations.
+    tol : float, default 1e-8
+        Stopping tolerance of AMHT-LRS.
+    init : {"random", "moments"}, default "random"
+        Initial ``U`` (SPEC §4).
+    u_solver : {"auto", "exact", "cg"}, default "auto"
+        U step of AMHT-LRS (see :class:`lorsa.LRSRegressor`).
+    validation_fraction : float, default 0.2
+        Fraction of every task's rows held out to choose among candidates.
+    random_state : int, Generator or None
+        Seed of the hold-out split and of AMHT-LRS's initialisation.
+
+    Attributes
+    ----------
+    U_ : ndarray of shape (d, r)
+    W_ : ndarray of shape (t, r)
+    B_ : scipy.sparse.csc_matrix of shape (d, t)
+    n_iter_ : int
+        AMHT-LRS iterations of the final fit.
+    """
+
+    _tunable: ClassVar[tuple[str, ...]] = ("rank", "sparsity", "ridge")
+    _state_names: ClassVar[tuple[str, ...]] = ("U_", "W_", "B_data_", "B_indices_", "B_indptr_", "n_iter_")
+
+    def __init__(self, rank: int | Sequence[int] = 1, sparsity: int | Sequence[int] = 0, *,
+                 ridge: float | Sequence[float] = 0.0, row_sparsity: int | None = None, max_iter: int = 100,
+                 tol: float = 1e-8, init: str = "random", u_solver: str = "auto", validation_fraction: float = 0.2,
+                 random_state: int | np.random.Generator | None = None) -> None:
+        self.rank = rank
+        self.sparsity = sparsity
+        self.ridge = ridge
+        self.row_sparsity = row_sparsity
+        self.max_iter = max_iter
+        self.tol = tol
+        self.init = init
+        self.u_solver = u_solver
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def _candidates(self, n_features: int) -> dict[str, list[Any]]:
+        if n_features < 2:
+            raise ValueError(f"X must have at least 2 features for a rank-r basis with r < d, got d={n_features}")
+        v.check_int("row_sparsity", self._row_sparsity, 1, allow_none=True)
+        v.check_int("max_iter", self.max_iter, 1)
+        v.check_float("tol", self.tol, 0.0)
+        v.check_choice("init", self.init, ("random", "moments"))
+        v.check_choice("u_solver", self.u_solver, ("auto", "exact", "cg"))
+        return {"rank": candidates("rank", self.rank, check_positive_int(1, n_features - 1)),
+                "sparsity": candidates("sparsity", self._sparsity, check_positive_int(0, n_features)),
+                "ridge": candidates("ridge", self.ridge, check_nonnegative_float)}
+
+    def _fit_state(self, X, y, index, n_tasks, params, seed):
+        est = LRSRegressor(rank=params["rank"], sparsity=params["sparsity"], ridge=params["ridge"],
+                           row_sparsity=self._row_sparsity, max_iter=self.max_iter, tol=self.tol, init=self.init,
+                           u_solver=self.u_solver, random_state=seed)
+        est.fit(X, y, index)
+        if est.tasks_.shape[0] != n_tasks:  # pragma: no cover - split_rows keeps a row of every task
+            raise RuntimeError("a task lost all its rows in the hold-out split")
+        B = est.B_.tocsc()
+        return {"U_": est.U_, "W_": est.W_, "B_data_": B.data, "B_indices_": B.indices.astype(np.int64),
+                "B_indptr_": B.indptr.astype(np.int64), "n_iter_": np.int64(est.n_iter_)}
+
+    @property
+    def _sparsity(self) -> int | Sequence[int]:
+        return self.sparsity
+
+    @property
+    def _row_sparsity(self) -> int | None:
+        return self.row_sparsity
+
+    @staticmethod
+    def _B(state: dict[str, np.ndarray]) -> sp.csc_matrix:
+        d = state["U_"].shape[0]
+        t = state["W_"].shape[0]
+        return sp.csc_matrix((state["B_data_"], state["B_indices_"], state["B_indptr_"]), shape=(d, t))
+
+    @property
+    def B_(self) -> sp.csc_matrix:
+        """The sparse parts ``b_i`` as the columns of a (d, t) CSC matrix."""
+        self._check_fitted()
+        return self._B(self._state)
+
+    def _predict_state(self, state, X, index):
+        return predict_rows(X, index, state["U_"], state["W_"], self._B(state))
+
+    def _coefficients_state(self, state):
+        return state["U_"] @ state["W_"].T + self._B(state).toarray()
+
+    def _params_per_task(self) -> int:
+        return int(self.best_params_["rank"]) + int(self.best_params_["sparsity"])
+
+
+class RepresentationLearning(TunedLRS):
+    """Representation learning only (SPEC §7): ``theta_i = U w_i``, AltMin (AMHT-LRS with ``k = 0``); ``r`` per task.
+
+    Parameters
+    ----------
+    rank : int or sequence of int, default (1, 2, 3, 5)
+        ``r``; with several values the one with the smallest hold-out RMSE is used.
+    ridge : float or sequence of float, default 0.0
+        Penalty on ``w_i``.
+    max_iter, tol, init, u_solver, validation_fraction, random_state
+        As for :class:`TunedLRS`.
+    """
+
+    def __init__(self, rank: int | Sequence[int] = (1, 2, 3, 5), *, ridge: float | Sequence[float] = 0.0,
+                 max_iter: int = 100, tol: float = 1e-8, init: str = "random", u_solver: str = "auto",
+                 validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
+        self.rank = rank
+        self.ridge = ridge
+        self.max_iter = max_iter
+        self.tol = tol
+        self.init = init
+        self.u_solver = u_solver
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    @property
+    def _sparsity(self) -> int:
+        return 0
+
+    @property
+    def _row_sparsity(self) -> None:
+        return None

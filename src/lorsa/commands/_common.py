@@ -1,0 +1,82 @@
+"""Options and error handling shared by the ``lorsa`` sub-commands (argparse only: no heavy imports here)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+
+__all__ = ["add_seed", "add_quiet", "cli_errors", "positive_int", "nonnegative_int", "nonnegative_float",
+           "fraction", "say"]
+
+
+def add_seed(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--seed N`` (every command takes one)."""
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="N",
+                        help=f"random seed: {what} (default: 0)")
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars and no messages except errors and requested results."""
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="do not show progress bars or informational messages (errors are still shown)")
+
+
+def say(args: argparse.Namespace, *parts: object) -> None:
+    """Print an informational message unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(*parts, flush=True)
+
+
+def cli_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the expected failures of a command (bad data, bad option values, unreadable files) into one line on
+    stderr, ``lorsa <command>: error: <message>``, and exit status 2, instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError, ImportError) as exc:
+            name = " ".join(str(p) for p in (getattr(args, "command", None), getattr(args, "target", None)) if p)
+            print(f"lorsa {name}: error: {exc}", file=sys.stderr, flush=True)
+            return 2
+
+    return wrapper
+
+
+def _number(kind: type, low: float | None, text: str, what: str, low_inclusive: bool = True) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return int(_number(int, 1, text, "an integer >= 1"))
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return int(_number(int, 0, text, "an integer >= 0"))
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = float(_number(float, 0.0, text, "a number >= 0"))
+    if value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1)."""
+    value = float(_number(float, 0.0, text, "a number in (0, 1)", low_inclusive=False))
+    if not value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value

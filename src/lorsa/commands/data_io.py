@@ -1,0 +1,320 @@
+"""``lorsa fit`` / ``lorsa predict`` / ``lorsa adapt`` on the user's own CSV or Parquet file.
+
+A file has one row per sample: a task column (read as strings), a target column and feature columns, named as a
+list (``--features a b c``) or a prefix (``--feature-prefix x_``; default: every other column). ``fit`` writes
+lorsa's model file (:mod:`lorsa.io`) and records in it the task, target and feature column names, so ``predict``
+and ``adapt`` find the same columns in another file without repeating the options. ``predict`` writes one
+prediction per row next to the task ids; ``adapt`` fits tasks never seen in training against the saved ``U``
+(SPEC §5) and writes a model that also holds them. Tables are read by :mod:`lorsa.tables`; every data problem is
+reported naming the file and the column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import add_quiet, add_seed, cli_errors, nonnegative_float, nonnegative_int, positive_int, say
+
+__all__ = ["register", "save_with_columns", "read_columns"]
+
+_COLUMNS_KEY = "data_columns"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fit = sub.add_parser("fit", help="fit AMHT-LRS on a CSV/Parquet file and write a model file",
+                         description="Fit one linear model per task, theta_i = U w_i + b_i, on a CSV or Parquet "
+                                     "file (one row per sample) and write the model file.", formatter_class=fmt)
+    fit.add_argument("data", help="CSV (.csv, .tsv, .txt) or Parquet (.parquet, .pq) file, one row per sample")
+    fit.add_argument("--output", "-o", required=True, metavar="MODEL",
+                     help="model file to write (lorsa's .npz format; records the column names too)")
+    _column_options(fit, fitting=True)
+    fit.add_argument("--rank", type=positive_int, default=1, metavar="R", help="rank r of the shared basis U")
+    fit.add_argument("--sparsity", type=nonnegative_int, default=0, metavar="K",
+                     help="non-zeros k of each task's sparse part b_i (0: representation learning only)")
+    fit.add_argument("--row-sparsity", type=positive_int, default=None, metavar="ZETA",
+                     help="each feature personalised by at most ZETA tasks (default: no limit)")
+    fit.add_argument("--ridge", type=nonnegative_float, default=0.0, metavar="LAMBDA",
+                     help="ridge penalty on w_i and b_i (use > 0 for noisy data with tasks of few rows)")
+    fit.add_argument("--max-iter", type=positive_int, default=100, metavar="L", help="cap on outer iterations")
+    fit.add_argument("--tol", type=nonnegative_float, default=1e-8, help="stopping tolerance (subspace / objective)")
+    fit.add_argument("--init", choices=("random", "moments"), default="random",
+                     help="initial U: random orthonormal or method of moments (SPEC §4)")
+    fit.add_argument("--u-solver", choices=("auto", "exact", "cg"), default="auto",
+                     help="U step: exact normal equations, conjugate gradients, or picked by cost")
+    fit.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                     help="storage precision of the data during the fit")
+    add_seed(fit, "of the initial U (same seed, same model)")
+    add_quiet(fit)
+    fit.set_defaults(func=cli_errors(run_fit))
+
+    predict = sub.add_parser("predict", help="predict every row of a CSV/Parquet file with its task's model",
+                             description="Predict every row of a file with its own task's model and write the "
+                                         "predictions next to the task ids. Columns default to the ones recorded "
+                                         "in the model file by 'lorsa fit'.", formatter_class=fmt)
+    predict.add_argument("model", help="model file written by 'lorsa fit' or 'lorsa adapt'")
+    predict.add_argument("data", help="CSV or Parquet file with the task column and the feature columns")
+    predict.add_argument("--output", "-o", required=True, metavar="FILE",
+                         help="predictions file (.csv, .tsv or .parquet): the kept columns, the task column and "
+                              "the prediction column, one row per input row in input order")
+    _column_options(predict, fitting=False)
+    predict.add_argument("--keep-columns", nargs="+", default=[], metavar="COLUMN",
+                         help="columns of the input to copy into the output (e.g. a row id)")
+    predict.add_argument("--prediction-column", default="prediction", metavar="NAME",
+                         help="name of the prediction column in the output")
+    add_seed(predict, "unused (prediction is deterministic); accepted so every command takes one")
+    add_quiet(predict)
+    predict.set_defaults(func=cli_errors(run_predict))
+
+    adapt = sub.add_parser("adapt", help="fit new tasks from their rows against a saved model's U",
+                           description="Fit tasks never seen in training from their rows, with the saved model's "
+                                       "shared basis U held fixed (SPEC §5), and write a model file holding the old "
+                                       "and the new tasks.", formatter_class=fmt)
+    adapt.add_argument("model", help="model file written by 'lorsa fit' (or a previous 'lorsa adapt')")
+    adapt.add_argument("data", help="CSV or Parquet file with the new tasks' rows (target and features)")
+    adapt.add_argument("--output", "-o", required=True, metavar="MODEL",
+                       help="model file to write: the saved model plus the new tasks (may equal MODEL)")
+    _column_options(adapt, fitting=False)
+    adapt.add_argument("--task-name", default=None, metavar="NAME",
+                       help="all rows belong to this one new task (instead of reading a task column)")
+    adapt.add_argument("--max-iter", type=positive_int, default=100, metavar="L", help="cap on per-task passes")
+    add_seed(adapt, "unused (adaptation is deterministic); accepted so every command takes one")
+    add_quiet(adapt)
+    adapt.set_defaults(func=cli_errors(run_adapt))
+
+
+def _column_options(parser: argparse.ArgumentParser, fitting: bool) -> None:
+    recorded = "" if fitting else " (default: the one recorded in the model file)"
+    parser.add_argument("--task-column", required=fitting, default=None, metavar="COLUMN",
+                        help=f"column holding each row's task id, read as text{recorded}")
+    parser.add_argument("--target-column", required=fitting, default=None, metavar="COLUMN",
+                        help="column holding the target y" + (recorded if fitting else
+                                                               " (predict: optional, to report the RMSE; default: "
+                                                               "the recorded one when the file has it)"))
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--features", nargs="+", default=None, metavar="COLUMN",
+                       help="feature columns, in order" + (" (default: every column except the task and target "
+                                                            "columns)" if fitting else recorded))
+    group.add_argument("--feature-prefix", default=None, metavar="PREFIX",
+                       help="feature columns = every column whose name starts with PREFIX, in file order")
+
+
+# ---------------------------------------------------------------------- model file with column names
+def save_with_columns(est: Any, path: str | Path, columns: dict[str, Any]) -> None:
+    """``est.save(path)``, then record the data's column names in the file's metadata (key ``data_columns``)."""
+    from ..io import read_model_file, write_model_file
+
+    est.save(path)
+    arrays, meta = read_model_file(path)
+    reserved = {"format", "format_version", "kind", "lorsa_version", "arrays"}
+    extra = {k: val for k, val in meta.items() if k not in reserved}
+    extra[_COLUMNS_KEY] = columns
+    write_model_file(path, meta["kind"], arrays, extra)
+
+
+def read_columns(path: str | Path) -> dict[str, Any]:
+    """The column names recorded by :func:`save_with_columns` (empty for a model saved from Python)."""
+    from ..io import read_model_file
+
+    return dict(read_model_file(path)[1].get(_COLUMNS_KEY) or {})
+
+
+def _load(path: str) -> tuple[Any, dict[str, Any]]:
+    from ..model import LRSRegressor
+
+    return LRSRegressor.load(path), read_columns(path)
+
+
+# ---------------------------------------------------------------------- fit
+class _IterationProgress(io.TextIOBase):
+    """Receives the per-iteration lines of ``LRSRegressor(verbose=True)`` and advances a tqdm bar instead."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc="AMHT-LRS", unit="iter", leave=False, dynamic_ncols=True, file=sys.stderr)
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                parts = line.split()
+                if "objective" in parts:
+                    self._bar.set_postfix_str(f"objective {parts[parts.index('objective') + 1]}", refresh=False)
+                self._bar.update(1)
+        return len(text)
+
+    def close(self) -> None:
+        self._bar.close()
+        super().close()
+
+
+def _iteration_progress(total: int) -> _IterationProgress | None:
+    try:
+        return _IterationProgress(total)
+    except ImportError:  # pragma: no cover - tqdm is in the cli extra
+        return None
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..model import LRSRegressor
+    from ..tables import read_table, select_columns
+
+    frame = read_table(args.data, args.task_column)
+    table = select_columns(frame, args.data, args.task_column, args.target_column, args.features,
+                           args.feature_prefix)
+    say(args, f"{args.data}: {table.X.shape[0]} rows, {np.unique(table.tasks).size} tasks, "
+              f"{table.X.shape[1]} features")
+    est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity, ridge=args.ridge,
+                       max_iter=args.max_iter, tol=args.tol, init=args.init, u_solver=args.u_solver,
+                       dtype=args.dtype, random_state=args.seed, verbose=True)
+    start = time.perf_counter()
+    progress = None if args.quiet else _iteration_progress(args.max_iter)
+    if progress is None:
+        est.verbose = False
+        est.fit(table.X, table.y, tasks=table.tasks)
+    else:
+        try:
+            with contextlib.redirect_stdout(progress):
+                est.fit(table.X, table.y, tasks=table.tasks)
+        finally:
+            progress.close()
+    est.verbose = False
+    seconds = time.perf_counter() - start
+    save_with_columns(est, args.output, {"task_column": args.task_column, "target_column": args.target_column,
+                                         "feature_columns": table.feature_columns})
+    rmse = est.score(table.X, table.y, tasks=table.tasks)
+    say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s); "
+              f"training RMSE {rmse:.4g}")
+    say(args, f"model written to {args.output}")
+    return 0
+
+
+# ---------------------------------------------------------------------- predict / adapt
+def _features(args: argparse.Namespace, recorded: dict[str, Any]) -> tuple[list[str] | None, str | None]:
+    if args.features is not None or args.feature_prefix is not None:
+        return args.features, args.feature_prefix
+    if recorded.get("feature_columns"):
+        return list(recorded["feature_columns"]), None
+    raise ValueError("the model file records no feature columns (it was not written by 'lorsa fit'); "
+                     "give --features or --feature-prefix")
+
+
+def _task_labels(est: Any, tasks: Any, path: str, column: str | None) -> Any:
+    """Labels as the model's type: integers when the model was fitted (from Python) on integer task ids."""
+    import numpy as np
+
+    if est.tasks_.dtype.kind not in "iu":
+        return tasks
+    try:
+        return np.asarray([int(x) for x in tasks], dtype=np.int64)
+    except ValueError:
+        raise ValueError(f"file {path!r}: task column {column!r} must hold integer task ids like the model's "
+                         f"(e.g. {est.tasks_[0]!r})") from None
+
+
+def _check_features_match(est: Any, table: Any, path: str) -> None:
+    d = est.n_features_in_
+    if table.X.shape[1] != d:
+        raise ValueError(f"file {path!r}: {table.X.shape[1]} feature columns selected "
+                         f"({', '.join(table.feature_columns[:5])}{', ...' if table.X.shape[1] > 5 else ''}), but "
+                         f"the model was fitted on {d}")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from ..tables import TableError, read_table, select_columns, write_table
+
+    est, recorded = _load(args.model)
+    task_column = args.task_column or recorded.get("task_column")
+    if task_column is None:
+        raise ValueError("the model file records no task column; give --task-column")
+    frame = read_table(args.data, task_column)
+    target = args.target_column
+    if target is None and recorded.get("target_column") in frame.columns:
+        target = recorded["target_column"]
+    features, prefix = _features(args, recorded)
+    table = select_columns(frame, args.data, task_column, target, features, prefix)
+    _check_features_match(est, table, args.data)
+    for column in args.keep_columns:
+        if column not in frame.columns:
+            raise TableError(f"file {args.data!r}: column {column!r} to keep not found; the file's columns are "
+                             f"{list(frame.columns)[:20]}")
+    labels = _task_labels(est, table.tasks, args.data, task_column)
+    unknown = np.setdiff1d(np.unique(labels), est.tasks_)
+    if unknown.size:
+        shown = ", ".join(repr(x) for x in unknown[:5].tolist())
+        more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
+        raise TableError(f"file {args.data!r}: task column {task_column!r} holds {unknown.size} task(s) the model "
+                         f"was never fitted on: {shown}{more}; fit them first with 'lorsa adapt'")
+    pred = est.predict(table.X, tasks=labels)
+    out = pd.DataFrame({c: frame[c].to_numpy() for c in args.keep_columns if c != task_column})
+    out[task_column] = table.tasks
+    out[args.prediction_column] = pred
+    write_table(out, args.output)
+    if table.y is not None:
+        rmse = float(np.sqrt(np.mean((pred - table.y) ** 2)))
+        say(args, f"RMSE against column {target!r}: {rmse:.6g}")
+    say(args, f"{pred.shape[0]} predictions written to {args.output}")
+    return 0
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from ..model import predict_rows
+    from ..tables import TableError, read_table, select_columns
+
+    est, recorded = _load(args.model)
+    if args.task_name is not None and args.task_column is not None:
+        raise ValueError("give either --task-column or --task-name, not both")
+    task_column = None if args.task_name is not None else (args.task_column or recorded.get("task_column"))
+    if task_column is None and args.task_name is None:
+        raise ValueError("the model file records no task column; give --task-column or --task-name")
+    target = args.target_column or recorded.get("target_column")
+    if target is None:
+        raise ValueError("the model file records no target column; give --target-column")
+    frame = read_table(args.data, task_column)
+    features, prefix = _features(args, recorded)
+    table = select_columns(frame, args.data, task_column, target, features, prefix, task_name=args.task_name)
+    _check_features_match(est, table, args.data)
+    labels = _task_labels(est, table.tasks, args.data, task_column)
+    known = np.intersect1d(np.unique(labels), est.tasks_)
+    if known.size:
+        where = f"task column {task_column!r}" if task_column else "--task-name"
+        raise TableError(f"file {args.data!r}: {where} holds {known.size} task(s) already in the model: "
+                         f"{', '.join(repr(x) for x in known[:5].tolist())}; adapt fits new tasks only")
+    new_labels, W, B = est.adapt_tasks(table.X, table.y, labels, max_iter=args.max_iter)
+    index = np.searchsorted(new_labels, labels)
+    fitted = predict_rows(table.X, index, est.U_, W, B)
+    all_labels = np.concatenate([est.tasks_, new_labels])
+    order = np.argsort(all_labels, kind="stable")
+    est.tasks_ = all_labels[order]
+    est.W_ = np.vstack([est.W_, W])[order]
+    est.B_ = sp.hstack([est.B_, B]).tocsc()[:, order]
+    columns = dict(recorded) or {"task_column": task_column, "target_column": target,
+                                 "feature_columns": table.feature_columns}
+    save_with_columns(est, args.output, columns)
+    counts = np.bincount(index, minlength=new_labels.size)
+    sq = np.bincount(index, weights=(fitted - table.y) ** 2, minlength=new_labels.size)
+    nnz = np.diff(B.tocsc().indptr)
+    for i in range(min(new_labels.size, 10)):
+        say(args, f"task {new_labels[i].item()!r}: {counts[i]} rows, {nnz[i]} non-zeros in b, "
+                  f"training RMSE {np.sqrt(sq[i] / counts[i]):.4g}")
+    if new_labels.size > 10:
+        say(args, f"... and {new_labels.size - 10} more new tasks")
+    say(args, f"model with {est.tasks_.size} tasks ({new_labels.size} new) written to {args.output}")
+    return 0
