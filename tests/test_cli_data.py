@@ -62,6 +62,26 @@ def test_fit_save_predict_round_trip(frames, tmp_path, suffix, capsys):
     np.testing.assert_allclose(pred["prediction"].to_numpy(), direct, rtol=1e-12, atol=1e-12)
 
 
+def test_fit_shows_progress_unless_quiet(frames, tmp_path, capsys):
+    data = _write(frames[0], tmp_path / "train.csv")
+    args = ["fit", data, "-o", str(tmp_path / "m.npz"), "--task-column", "user", "--target-column", "rating",
+            "--feature-prefix", "x_", "--max-iter", "3"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "AMHT-LRS" in captured.err and "iter" in captured.err  # the tqdm bar, on stderr
+    assert "model written to" in captured.out
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fit_callback_sees_every_iteration(small_problem):
+    seen = []
+    est = LRSRegressor(rank=2, sparsity=2, max_iter=4, tol=0.0).fit(
+        small_problem.X, small_problem.y, tasks=small_problem.tasks, callback=lambda *a: seen.append(a))
+    assert [a[0] for a in seen] == list(range(1, est.n_iter_ + 1))
+    np.testing.assert_allclose([a[1] for a in seen], est.loss_history_)
+
+
 def test_same_seed_same_model_and_explicit_feature_list(frames, tmp_path):
     train, _ = frames
     data = _write(train, tmp_path / "train.csv")

@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -229,7 +230,8 @@ class LRSRegressor:
         return np.array(U0, dtype=np.float64)
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X: Any, y: Any, tasks: Any) -> LRSRegressor:
+    def fit(self, X: Any, y: Any, tasks: Any, *,
+            callback: Callable[[int, float, float], Any] | None = None) -> LRSRegressor:
         """Fit ``U``, every ``w_i`` and every ``b_i``.
 
         Parameters
@@ -238,6 +240,8 @@ class LRSRegressor:
         y : array-like of shape (N,)
         tasks : array-like of shape (N,)
             Task label (int or str) of every row.
+        callback : callable ``(iteration, objective, subspace_change)``, optional
+            Called after every outer iteration, e.g. to advance a progress bar (replaces ``verbose`` printing).
         """
         X = v.check_features(X)
         config, dtype = self._check_params(X.shape[1])
@@ -254,7 +258,7 @@ class LRSRegressor:
             config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
         U0 = self._initial_basis(X, y, r, rng)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
-        callback = _print_progress if self.verbose else None
+        callback = callback or (_print_progress if self.verbose else None)
         backend = self._backend()
         try:
             result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,

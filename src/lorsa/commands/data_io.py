@@ -12,8 +12,6 @@ reported naming the file and the column.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import time
 from pathlib import Path
@@ -43,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--ridge", type=nonnegative_float, default=0.0, metavar="LAMBDA",
                      help="ridge penalty on w_i and b_i (use > 0 for noisy data with tasks of few rows)")
     fit.add_argument("--max-iter", type=positive_int, default=100, metavar="L", help="cap on outer iterations")
-    fit.add_argument("--tol", type=nonnegative_float, default=1e-8, help="stopping tolerance (subspace / objective)")
+    fit.add_argument("--tol", type=nonnegative_float, default=None,
+                     help="stopping tolerance on the subspace change and the relative objective change "
+                          "(default: 1e-8 with float64, 1e-5 with float32)")
     fit.add_argument("--init", choices=("random", "moments"), default="random",
                      help="initial U: random orthonormal or method of moments (SPEC §4)")
     fit.add_argument("--u-solver", choices=("auto", "exact", "cg"), default="auto",
@@ -132,29 +132,20 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- fit
-class _IterationProgress(io.TextIOBase):
-    """Receives the per-iteration lines of ``LRSRegressor(verbose=True)`` and advances a tqdm bar instead."""
+class _IterationProgress:
+    """A tqdm bar over AMHT-LRS iterations, advanced by ``LRSRegressor.fit(..., callback=...)``."""
 
     def __init__(self, total: int) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, desc="AMHT-LRS", unit="iter", leave=False, dynamic_ncols=True, file=sys.stderr)
-        self._pending = ""
 
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                parts = line.split()
-                if "objective" in parts:
-                    self._bar.set_postfix_str(f"objective {parts[parts.index('objective') + 1]}", refresh=False)
-                self._bar.update(1)
-        return len(text)
+    def __call__(self, iteration: int, objective: float, change: float) -> None:
+        self._bar.set_postfix_str(f"objective {objective:.4e}", refresh=False)
+        self._bar.update(1)
 
     def close(self) -> None:
         self._bar.close()
-        super().close()
 
 
 def _iteration_progress(total: int) -> _IterationProgress | None:
@@ -177,19 +168,14 @@ def run_fit(args: argparse.Namespace) -> int:
               f"{table.X.shape[1]} features")
     est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity, ridge=args.ridge,
                        max_iter=args.max_iter, tol=args.tol, init=args.init, u_solver=args.u_solver,
-                       dtype=args.dtype, random_state=args.seed, verbose=True)
+                       dtype=args.dtype, random_state=args.seed)
     start = time.perf_counter()
     progress = None if args.quiet else _iteration_progress(args.max_iter)
-    if progress is None:
-        est.verbose = False
-        est.fit(table.X, table.y, tasks=table.tasks)
-    else:
-        try:
-            with contextlib.redirect_stdout(progress):
-                est.fit(table.X, table.y, tasks=table.tasks)
-        finally:
+    try:
+        est.fit(table.X, table.y, tasks=table.tasks, callback=progress)
+    finally:
+        if progress is not None:
             progress.close()
-    est.verbose = False
     seconds = time.perf_counter() - start
     save_with_columns(est, args.output, {"task_column": args.task_column, "target_column": args.target_column,
                                          "feature_columns": table.feature_columns})
