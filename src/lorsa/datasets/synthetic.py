@@ -84,7 +84,7 @@ def _features(n_rows: int, d: int, dtype: np.dtype, rng: np.random.Generator, ch
 
 
 def _responses(X: np.ndarray, tasks: np.ndarray, theta: np.ndarray, sigma: float,
-               rng: np.random.Generator, chunk_rows: int = 2**20) -> np.ndarray:
+               rng: np.random.Generator, chunk_rows: int = 2**16) -> np.ndarray:
     y = np.empty(X.shape[0], dtype=X.dtype)
     theta_rows = theta.T.astype(X.dtype)
     for start in range(0, X.shape[0], chunk_rows):
