@@ -119,12 +119,14 @@ def test_save_and_load_keep_the_report_and_never_write_the_seed(noisy_problem, t
     assert loaded.get_params()["epsilon"] == 1.0 and loaded.random_state is None
 
 
-def test_verbose_prints_no_loss(noisy_problem, capsys) -> None:
+def test_verbose_and_callback_show_no_loss(noisy_problem, capsys) -> None:
     P = noisy_problem
+    seen = []
     PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=2, random_state=0, verbose=True).fit(
-        P.X, P.y, P.tasks)
+        P.X, P.y, P.tasks, callback=lambda *a: seen.append(a))
     out = capsys.readouterr().out
     assert "subspace change" in out and "objective" not in out and out.count("iteration") == 2
+    assert [a[0] for a in seen] == [1, 2] and all(math.isnan(a[1]) and a[2] > 0 for a in seen)
 
 
 def test_block_statistics_are_picklable() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -176,7 +177,8 @@ class PrivateLRSRegressor(LRSRegressor):
         return np.array(U0, dtype=np.float64)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, tasks: Any) -> PrivateLRSRegressor:
+    def fit(self, X: Any, y: Any, tasks: Any, *,
+            callback: Callable[[int, float, float], Any] | None = None) -> PrivateLRSRegressor:
         """Fit a private ``U`` (released), and every user's ``w_i`` and ``b_i`` from it (SPEC §6).
 
         Parameters
@@ -185,6 +187,9 @@ class PrivateLRSRegressor(LRSRegressor):
         y : array-like of shape (N,)
         tasks : array-like of shape (N,)
             User (task) of every row: the unit of privacy.
+        callback : callable ``(iteration, objective, subspace_change)``, optional
+            Called after every iteration (e.g. a progress bar); ``objective`` is always NaN (the training loss is
+            not private), ``subspace_change`` is a function of the published U's.
         """
         X = v.check_features(X)
         d = X.shape[1]
@@ -219,7 +224,7 @@ class PrivateLRSRegressor(LRSRegressor):
         try:
             result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,
                               full=data if len(batches) > 1 else None,
-                              callback=_print_public_progress if self.verbose else None)
+                              callback=_public_callback(callback, self.verbose))
         finally:
             getattr(backend, "close", lambda: None)()
         self._set_fitted(result, unique, d, config)
@@ -253,6 +258,17 @@ class PrivateLRSRegressor(LRSRegressor):
         return est
 
 
-def _print_public_progress(iteration: int, loss: float, change: float) -> None:
-    # the loss is not private: only the iteration and the subspace change (a function of published U's) are shown
-    print(f"iteration {iteration:4d}  subspace change {change:.3e}", flush=True)
+def _public_callback(callback: Callable[[int, float, float], Any] | None, verbose: bool
+                     ) -> Callable[[int, float, float], None] | None:
+    """The loop's callback with the (non-private) loss hidden: only the iteration and the subspace change, a
+    function of the published U's, are passed on or printed."""
+    if callback is None and not verbose:
+        return None
+
+    def public(iteration: int, loss: float, change: float) -> None:
+        if verbose:
+            print(f"iteration {iteration:4d}  subspace change {change:.3e}", flush=True)
+        if callback is not None:
+            callback(iteration, math.nan, change)
+
+    return public
