@@ -67,7 +67,7 @@ def test_generalization_tiny(tmp_path):
     config = GeneralizationConfig(n_features=12, rank=1, sparsity=2, n_train_tasks=150, n_train_samples=20,
                                   n_new_tasks=30, new_samples=(6, 40, 200), noise=0.5, seeds=(0, 1))
     result = run_generalization(config, tmp_path, progress=False)
-    assert {p.name for p in result.files.values()} == {"runs.csv", "summary.json", "generalization.png"}
+    assert {p.name for p in result.files.values()} == {"runs.csv", "summary.json", "table.md", "generalization.png"}
     by = {(s["method"], s["m"]): s for s in result.summary}
     # Excess risk falls with m, and with enough rows adapt beats per-task least squares (r + k = 3 vs d = 12).
     assert by[("adapt", 200)]["excess_risk"]["mean"] < by[("adapt", 6)]["excess_risk"]["mean"]

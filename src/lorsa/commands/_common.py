@@ -7,14 +7,26 @@ import functools
 import sys
 from collections.abc import Callable
 
-__all__ = ["add_seed", "add_quiet", "cli_errors", "positive_int", "nonnegative_int", "nonnegative_float",
-           "fraction", "say"]
+__all__ = ["HelpFormatter", "add_seed", "add_quiet", "cli_errors", "positive_int", "nonnegative_int",
+           "nonnegative_float", "fraction", "say"]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to an option's help unless the help already speaks of its default or the default
+    is empty (None, False, [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        empty = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if not action.option_strings or "default" in text or empty:
+            return text
+        return text + " (default: %(default)s)"
 
 
 def add_seed(parser: argparse.ArgumentParser, what: str) -> None:
     """``--seed N`` (every command takes one)."""
-    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="N",
-                        help=f"random seed: {what} (default: 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help=f"random seed: {what}")
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:

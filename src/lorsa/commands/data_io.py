@@ -17,7 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_quiet, add_seed, cli_errors, nonnegative_float, nonnegative_int, positive_int, say
+from ._common import (
+    HelpFormatter,
+    add_quiet,
+    add_seed,
+    cli_errors,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    say,
+)
 
 __all__ = ["register", "save_with_columns", "read_columns"]
 
@@ -25,7 +34,7 @@ _COLUMNS_KEY = "data_columns"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     fit = sub.add_parser("fit", help="fit AMHT-LRS on a CSV/Parquet file and write a model file",
                          description="Fit one linear model per task, theta_i = U w_i + b_i, on a CSV or Parquet "
                                      "file (one row per sample) and write the model file.", formatter_class=fmt)
@@ -90,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _column_options(parser: argparse.ArgumentParser, fitting: bool) -> None:
-    recorded = "" if fitting else " (default: the one recorded in the model file)"
+    recorded = "" if fitting else " (default: as recorded in the model file by 'lorsa fit')"
     parser.add_argument("--task-column", required=fitting, default=None, metavar="COLUMN",
                         help=f"column holding each row's task id, read as text{recorded}")
     parser.add_argument("--target-column", required=fitting, default=None, metavar="COLUMN",

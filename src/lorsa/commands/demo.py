@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import add_quiet, add_seed, cli_errors, positive_int, say
+from ._common import HelpFormatter, add_quiet, add_seed, cli_errors, positive_int, say
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "m=100, t=75; noiseless and sigma=0.1), print the comparison table and AMHT-LRS's parameter "
                     "recovery error, and write the plot and result files. A reduced version of "
                     "'lorsa reproduce synthetic' (fewer seeds, fewer k, smaller hyper-parameter grids).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     add_seed(demo, "of the data, the test rows and the fits")
     demo.add_argument("--n-seeds", type=positive_int, default=2, metavar="S",
                       help="number of seeds (data sets) per noise level, seeds N..N+S-1; the table shows the spread "

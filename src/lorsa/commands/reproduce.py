@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ._common import cli_errors
+from ._common import HelpFormatter, cli_errors
 
 __all__ = ["REPRODUCE_TARGETS", "register"]
 
@@ -33,6 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in REPRODUCE_TARGETS:
         module = importlib.import_module(f"lorsa.commands.reproduce_{name}")
         target = targets.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
-                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                    formatter_class=HelpFormatter)
         module.register(target)
         target.set_defaults(func=cli_errors(module.run))

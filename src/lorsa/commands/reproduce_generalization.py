@@ -10,8 +10,8 @@ HELP = "new tasks: excess risk of adapt vs m beside sigma^2 (r+k)/m and per-task
 DESCRIPTION = (
     "Generalisation to new tasks (SPEC §5): learn U with AMHT-LRS on training tasks, then fit tasks never seen in "
     "training from m rows each with U fixed (adapt), and measure their excess risk ||theta_hat - theta||^2 against "
-    "m, beside per-task least squares and the rates sigma^2 (r+k)/m and sigma^2 d/m. Writes runs.csv, summary.json "
-    "and generalization.png to the output folder."
+    "m, beside per-task least squares and the rates sigma^2 (r+k)/m and sigma^2 d/m. Writes runs.csv, summary.json, "
+    "table.md and generalization.png to the output folder."
 )
 
 

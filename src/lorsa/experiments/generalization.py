@@ -13,7 +13,7 @@ task alone. This experiment measures both as a function of ``m``:
   (minimum-norm interpolation when ``m < d``, :func:`lorsa.baselines.per_task_ridge` with ``lambda = 0``);
 - references: ``sigma^2 (r + k) / m`` and ``sigma^2 d / m``.
 
-Results go to ``runs.csv``, ``summary.json`` and ``generalization.png`` in the output folder.
+Results go to ``runs.csv``, ``summary.json``, ``table.md`` and ``generalization.png`` in the output folder.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from .. import _validation as v
 from ..baselines.finetune import per_task_ridge
 from ..datasets.synthetic import make_lrs_regression
 from ..model import LRSRegressor
-from ._common import Progress, environment, prepare_output, pyplot, spread, write_csv, write_json
+from ._common import Progress, environment, prepare_output, pyplot, single_threaded_blas, spread, write_csv, write_json
 
 __all__ = ["GeneralizationConfig", "GeneralizationResult", "run_generalization", "format_generalization_table",
-           "plot_generalization"]
+           "format_generalization_markdown", "plot_generalization"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ def run_generalization(config: GeneralizationConfig | None = None, output: str |
     folder = prepare_output(output) if output is not None else None
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    with Progress(len(config.seeds) * (1 + len(config.new_samples)), "new tasks", progress) as bar:
+    with single_threaded_blas(), Progress(len(config.seeds) * (1 + len(config.new_samples)), "new tasks",
+                                          progress) as bar:
         for seed in config.seeds:
             rows.extend(_run_seed(config, int(seed), bar))
     summary = summarise(rows)
@@ -127,6 +128,8 @@ def run_generalization(config: GeneralizationConfig | None = None, output: str |
         result.files["summary"] = write_json({"experiment": "generalization", "config": asdict(config),
                                               "summary": summary, "seconds": result.seconds,
                                               "environment": environment()}, folder / "summary.json")
+        (folder / "table.md").write_text(format_generalization_markdown(summary, config), encoding="utf-8")
+        result.files["table"] = folder / "table.md"
         if plot:
             result.files["plot"] = plot_generalization(summary, folder / "generalization.png", config)
     return result
@@ -190,6 +193,19 @@ def format_generalization_table(summary: list[dict[str, Any]]) -> str:
                      f"{ls['excess_risk']['mean']:>12.3e}  {a['rate_r_plus_k']:>10.3e}  {a['rate_d']:>10.3e}  "
                      f"{a['ratio_to_rate_r_plus_k']:>17.2f}")
     return "\n".join(lines)
+
+
+def format_generalization_markdown(summary: list[dict[str, Any]], config: GeneralizationConfig) -> str:
+    """The table of :func:`format_generalization_table` in Markdown (what the README shows)."""
+    by = {(s["method"], s["m"]): s for s in summary}
+    lines = [f"| m | adapt: excess risk, mean ± sd over {len(config.seeds)} seed(s) | per-task least squares | "
+             "σ²(r+k)/m | σ²d/m | adapt / σ²(r+k)/m |", "|---|---|---|---|---|---|"]
+    for m in sorted({s["m"] for s in summary}):
+        a, ls = by[("adapt", m)], by[("least_squares", m)]
+        lines.append(f"| {m} | {a['excess_risk']['mean']:.3e} ± {a['excess_risk']['std']:.1e} | "
+                     f"{ls['excess_risk']['mean']:.3e} | {a['rate_r_plus_k']:.3e} | {a['rate_d']:.3e} | "
+                     f"{a['ratio_to_rate_r_plus_k']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_generalization(summary: list[dict[str, Any]], path: Path, config: GeneralizationConfig) -> Path:

@@ -38,7 +38,7 @@ from ..baselines import (
     TunedLRS,
 )
 from ..datasets.synthetic import make_lrs_regression
-from ._common import Progress, environment, prepare_output, pyplot, spread, write_csv, write_json
+from ._common import Progress, environment, prepare_output, pyplot, single_threaded_blas, spread, write_csv, write_json
 
 __all__ = ["Figure2Config", "Figure2Result", "run_figure2", "format_table", "format_markdown", "plot_figure2",
            "BASELINES", "LRS_METHOD"]
@@ -186,7 +186,8 @@ def run_figure2(config: Figure2Config | None = None, output: str | Path | None =
     start = time.perf_counter()
     n_methods = len(config.lrs_sparsities) + len(config.baselines)
     rows: list[dict[str, Any]] = []
-    with Progress(len(config.noise_levels) * len(config.seeds) * n_methods, "figure 2", progress) as bar:
+    with single_threaded_blas(), Progress(len(config.noise_levels) * len(config.seeds) * n_methods, "figure 2",
+                                          progress) as bar:
         for sigma in config.noise_levels:
             for seed in config.seeds:
                 rows.extend(_run_one(config, float(sigma), int(seed), bar))
@@ -351,7 +352,8 @@ def plot_figure2(summary: list[dict[str, Any]], path: Path, config: Figure2Confi
                     ax.annotate(s["setting"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
                                 color="C3")
         if sigma > 0:
-            ax.axhline(sigma, color="gray", linestyle=":", linewidth=1, label=f"noise level σ = {sigma:g}")
+            floor = ax.axhline(sigma, color="gray", linestyle=":", linewidth=1, label=f"noise level σ = {sigma:g}")
+            ax.legend(handles=[floor], fontsize=7, loc="upper right")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-0.3, 200.0)
         ax.set_yscale("log")
