@@ -145,9 +145,12 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
             taken = np.any(extra[:, :, None] == np.where(current, idx_t, -1)[:, None, :], axis=2)
             union = np.concatenate([idx_t, extra], axis=1)
             union_mask = np.concatenate([current, act_t & ~taken], axis=1)
-            _, union_val, _ = sub.solve(union, union_mask, ridge, fixed_w=fixed_t)
+            normal = sub.assemble(union, union_mask, fixed_t)
+            _, union_val, _ = sub.finish(normal, ridge)
             keep = topk_abs(np.where(union_mask, union_val, 0.0), k)
             new_idx = np.take_along_axis(union, keep, axis=1)
+            # least squares on the kept support, from the union's normal equations (no new gather)
+            pruned = sub.restrict(normal, keep, act_t)
         else:
             sup = topk_abs(g, k)
             g_S = np.take_along_axis(g, sup, axis=1) * act_t
@@ -155,7 +158,8 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
             mu = np.where(den > 0, np.einsum("nk,nk->n", g_S, g_S) / np.where(den > 0, den, 1.0), 0.0)
             cand = mu[:, None] * g + _dense(idx_t, val_t * act_t, d)
             new_idx = topk_abs(cand, k)
-        w_t, new_val, new_state = sub.solve(new_idx, act_t, ridge, fixed_w=fixed_t)
+            pruned = sub.assemble(new_idx, act_t, fixed_t)
+        w_t, new_val, new_state = sub.finish(pruned, ridge)
         moved = (np.any(np.sort(np.where(act_t, new_idx, -1), axis=1)
                         != np.sort(np.where(act_t, idx_t, -1), axis=1), axis=1)
                  | np.any(current != act_t, axis=1))

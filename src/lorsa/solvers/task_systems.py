@@ -19,6 +19,7 @@ so that no pass over the data is repeated.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,43 @@ def _mask_system(M: np.ndarray, rhs: np.ndarray, offset: int, mask: np.ndarray) 
     M[:, diag, diag] += ~mask
 
 
+@dataclass
+class Normal:
+    """Assembled per-task normal equations ``M (n, p, p) x = rhs (n, p)`` on ``[X_i U, X_{i,sup}]`` (the first
+    ``offset`` unknowns are ``w_i``; ``offset = 0`` when ``w`` is fixed), with what is needed to finish the solve
+    and to restrict it to a sub-support: the gathered data (``G_{i,sup:}`` rows, or the columns ``Z``) and,
+    for rows, the target."""
+
+    M: np.ndarray
+    rhs: np.ndarray
+    offset: int
+    sup: np.ndarray
+    mask: np.ndarray
+    fixed_w: np.ndarray | None
+    data: np.ndarray
+    target: np.ndarray | None
+
+
+def _split(normal: Normal, sol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = normal.offset
+    w = sol[:, :r] if normal.fixed_w is None else normal.fixed_w
+    return w, sol[:, r:] * normal.mask
+
+
+def _selection(offset: int, keep: np.ndarray) -> np.ndarray:
+    """Unknowns kept when a support is restricted to ``keep``: all of ``w`` and the kept slots."""
+    head = np.broadcast_to(np.arange(offset), (keep.shape[0], offset))
+    return np.concatenate([head, offset + keep], axis=1)
+
+
+def _restrict_system(M: np.ndarray, rhs: np.ndarray, sel: np.ndarray, offset: int, mask: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    M = np.take_along_axis(np.take_along_axis(M, sel[:, :, None], axis=1), sel[:, None, :], axis=2)
+    rhs = np.take_along_axis(rhs, sel, axis=1)
+    _mask_system(M, rhs, offset, mask)
+    return M, rhs
+
+
 class RowSystem:
     """The per-task systems of a row block ``X (n, m, d)``, ``y (n, m)`` (zero padding rows are inert)."""
 
@@ -117,26 +155,39 @@ class RowSystem:
         """
         if fixed_b is not None:
             target = self.target(*fixed_b)
-            Z = self.XU
+            M = np.matmul(np.swapaxes(self.XU, 1, 2), self.XU).astype(np.float64, copy=False)
+            rhs = np.matmul(target[:, None, :].astype(self.XU.dtype, copy=False), self.XU)[:, 0, :]
+            w = batched_solve(M, rhs.astype(np.float64, copy=False), ridge)
+            return w, fixed_b[1], target - _rowdot(self.XU, w)
+        return self.finish(self.assemble(sup, mask, fixed_w), ridge)
+
+    def assemble(self, sup: np.ndarray, mask: np.ndarray, fixed_w: np.ndarray | None = None) -> Normal:
+        """The normal equations of the least squares on ``[X_i U, X_{i,sup}]`` (or ``X_{i,sup}`` with ``w``
+        fixed), masked slots decoupled."""
+        X_S = gather_columns(self.X, sup)
+        if fixed_w is None:
+            Z, target, offset = np.concatenate([self.XU, X_S], axis=2), self.y, self.XU.shape[2]
         else:
-            X_S = gather_columns(self.X, sup)
-            if fixed_w is None:
-                Z, target = np.concatenate([self.XU, X_S], axis=2), self.y
-            else:
-                Z, target = X_S, self.y - _rowdot(self.XU, fixed_w)
+            Z, target, offset = X_S, self.y - _rowdot(self.XU, fixed_w), 0
         M = np.matmul(np.swapaxes(Z, 1, 2), Z).astype(np.float64, copy=False)
-        rhs = np.matmul(target[:, None, :].astype(Z.dtype, copy=False), Z)[:, 0, :].astype(np.float64)
-        r = self.XU.shape[2]
-        offset = r if fixed_b is None and fixed_w is None else 0
-        if fixed_b is None:
-            _mask_system(M, rhs, offset, mask)
-        sol = batched_solve(M, rhs, ridge)
-        state = target - _rowdot(Z, sol)
-        if fixed_b is not None:
-            return sol, fixed_b[1], state
-        if fixed_w is not None:
-            return fixed_w, sol * mask, state
-        return sol[:, :r], sol[:, r:] * mask, state
+        rhs = np.matmul(target[:, None, :].astype(Z.dtype, copy=False), Z)[:, 0, :].astype(np.float64, copy=False)
+        _mask_system(M, rhs, offset, mask)
+        return Normal(M, rhs, offset, sup, mask, fixed_w, Z, target)
+
+    def finish(self, normal: Normal, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solve assembled normal equations: ``w``, slot values and the residual state."""
+        sol = batched_solve(normal.M, normal.rhs, ridge)
+        state = normal.target - _rowdot(normal.data, sol)
+        return _split(normal, sol) + (state,)
+
+    @staticmethod
+    def restrict(normal: Normal, keep: np.ndarray, mask: np.ndarray) -> Normal:
+        """The normal equations for the sub-support ``sup[keep]``, taken from those of ``sup`` (no new gather)."""
+        sel = _selection(normal.offset, keep)
+        M, rhs = _restrict_system(normal.M, normal.rhs, sel, normal.offset, mask)
+        data = np.take_along_axis(normal.data, sel[:, None, :], axis=2)
+        sup = np.take_along_axis(normal.sup, keep, axis=1)
+        return Normal(M, rhs, normal.offset, sup, mask, normal.fixed_w, data, normal.target)
 
 
 class GramSystem:
@@ -207,6 +258,10 @@ class GramSystem:
             rhs = self.cU - _combine_rows(self.GU[self._rows(b_idx), b_idx], b_val)
             w = batched_solve(self.UGU, rhs, ridge)
             return w, b_val, self._state(w, b_idx, b_val, G_B)
+        return self.finish(self.assemble(sup, mask, fixed_w), ridge)
+
+    def assemble(self, sup: np.ndarray, mask: np.ndarray, fixed_w: np.ndarray | None = None) -> Normal:
+        """See :meth:`RowSystem.assemble`."""
         G_S = self._gather(sup).astype(np.float64, copy=False)
         rows = self._rows(sup)
         G_SS = G_S[rows[:, :, None], np.arange(sup.shape[1])[None, :, None], sup[:, None, :]]
@@ -215,11 +270,23 @@ class GramSystem:
         if fixed_w is None:
             M = _assemble([[self.UGU, np.swapaxes(GU_S, 1, 2)], [GU_S, G_SS]])
             rhs = np.concatenate([self.cU, c_S], axis=1)
-            r = self.UGU.shape[1]
+            offset = self.UGU.shape[1]
         else:
-            M, rhs, r = G_SS.copy(), c_S - _rowdot(GU_S, fixed_w), 0
-        _mask_system(M, rhs, r, mask)
-        sol = batched_solve(M, rhs, ridge)
-        w = sol[:, :r] if fixed_w is None else fixed_w
-        vals = sol[:, r:] * mask
-        return w, vals, self._state(w, sup, vals, G_S)
+            M, rhs, offset = G_SS.copy(), c_S - _rowdot(GU_S, fixed_w), 0
+        _mask_system(M, rhs, offset, mask)
+        return Normal(M, rhs, offset, sup, mask, fixed_w, G_S, None)
+
+    def finish(self, normal: Normal, ridge: float) -> tuple[np.ndarray, np.ndarray, Any]:
+        """See :meth:`RowSystem.finish`."""
+        sol = batched_solve(normal.M, normal.rhs, ridge)
+        w, vals = _split(normal, sol)
+        return w, vals, self._state(w, normal.sup, vals, normal.data)
+
+    @staticmethod
+    def restrict(normal: Normal, keep: np.ndarray, mask: np.ndarray) -> Normal:
+        """See :meth:`RowSystem.restrict`."""
+        sel = _selection(normal.offset, keep)
+        M, rhs = _restrict_system(normal.M, normal.rhs, sel, normal.offset, mask)
+        data = np.take_along_axis(normal.data, keep[:, :, None], axis=1)
+        sup = np.take_along_axis(normal.sup, keep, axis=1)
+        return Normal(M, rhs, normal.offset, sup, mask, normal.fixed_w, data, None)
