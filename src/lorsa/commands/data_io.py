@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="each feature personalised by at most ZETA tasks (default: no limit)")
     fit.add_argument("--ridge", type=nonnegative_float, default=0.0, metavar="LAMBDA",
                      help="ridge penalty on w_i and b_i (use > 0 for noisy data with tasks of few rows)")
-    fit.add_argument("--max-iter", type=positive_int, default=100, metavar="L", help="cap on outer iterations")
+    fit.add_argument("--max-iter", type=positive_int, default=None, metavar="L",
+                     help="cap on outer iterations (default 100); with --epsilon the fixed number of private "
+                          "iterations, i.e. of noisy U releases (default 6)")
     fit.add_argument("--tol", type=nonnegative_float, default=None,
                      help="stopping tolerance on the subspace change and the relative objective change "
                           "(default: 1e-8 with float64, 1e-5 with float32)")
@@ -59,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="U step: exact normal equations, conjugate gradients, or picked by cost")
     fit.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                      help="storage precision of the data during the fit")
-    add_seed(fit, "of the initial U (same seed, same model)")
+    add_seed(fit, "of the initial U (same seed, same model); ignored with --epsilon")
+    _privacy_options(fit)
     add_quiet(fit)
     fit.set_defaults(func=cli_errors(run_fit))
 
@@ -96,6 +99,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_seed(adapt, "unused (adaptation is deterministic); accepted so every command takes one")
     add_quiet(adapt)
     adapt.set_defaults(func=cli_errors(run_adapt))
+
+
+def _privacy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "user-level differential privacy (SPEC §6)",
+        "With --epsilon the shared U is (epsilon, delta)-DP with respect to adding or removing one task's entire "
+        "data (lorsa.PrivateLRSRegressor); the noise then uses fresh OS entropy (a known seed would let anyone "
+        "remove it), and the guarantee is printed and stored in the model file.")
+    group.add_argument("--epsilon", type=_positive_float, default=None, metavar="EPS",
+                       help="privacy budget epsilon (default: no privacy)")
+    group.add_argument("--delta", type=_positive_float, default=1e-6, help="privacy parameter delta, in (0, 1)")
+    group.add_argument("--max-rows", type=positive_int, default=100, metavar="M",
+                       help="rows a task contributes at full weight (larger tasks are down-weighted)")
+    group.add_argument("--feature-scale", type=_positive_float, default=1.0, metavar="S",
+                       help="assumed standard deviation S of each feature; sets the clipping bounds "
+                            "A1 = S (sqrt(d) + 2) and A_w = 2 T / S")
+    group.add_argument("--target-scale", type=_positive_float, default=1.0, metavar="T",
+                       help="assumed standard deviation T of the target; sets the clipping bounds A2 = A3 = 3 T")
+
+
+def _positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
 
 
 def _column_options(parser: argparse.ArgumentParser, fitting: bool) -> None:
@@ -135,9 +163,13 @@ def read_columns(path: str | Path) -> dict[str, Any]:
 
 
 def _load(path: str) -> tuple[Any, dict[str, Any]]:
+    from ..io import read_model_file
     from ..model import LRSRegressor
+    from ..privacy import PrivateLRSRegressor
 
-    return LRSRegressor.load(path), read_columns(path)
+    kind = read_model_file(path)[1].get("kind")
+    cls = PrivateLRSRegressor if kind == PrivateLRSRegressor.__name__ else LRSRegressor
+    return cls.load(path), read_columns(path)
 
 
 # ---------------------------------------------------------------------- fit
@@ -175,11 +207,14 @@ def run_fit(args: argparse.Namespace) -> int:
                            args.feature_prefix)
     say(args, f"{args.data}: {table.X.shape[0]} rows, {np.unique(table.tasks).size} tasks, "
               f"{table.X.shape[1]} features")
-    est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity, ridge=args.ridge,
-                       max_iter=args.max_iter, tol=args.tol, init=args.init, u_solver=args.u_solver,
-                       dtype=args.dtype, random_state=args.seed)
+    if args.epsilon is not None:
+        est = _private_estimator(args)
+    else:
+        est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
+                           ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol, init=args.init,
+                           u_solver=args.u_solver, dtype=args.dtype, random_state=args.seed)
     start = time.perf_counter()
-    progress = None if args.quiet else _iteration_progress(args.max_iter)
+    progress = None if args.quiet else _iteration_progress(est.max_iter)
     try:
         est.fit(table.X, table.y, tasks=table.tasks, callback=progress)
     finally:
@@ -191,8 +226,27 @@ def run_fit(args: argparse.Namespace) -> int:
     rmse = est.score(table.X, table.y, tasks=table.tasks)
     say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s); "
               f"training RMSE {rmse:.4g}")
+    if getattr(est, "privacy_report_", None) is not None:
+        say(args, est.privacy_report_.guarantee)
     say(args, f"model written to {args.output}")
     return 0
+
+
+def _private_estimator(args: argparse.Namespace) -> Any:
+    """``PrivateLRSRegressor`` for ``lorsa fit --epsilon``; refuses the options a private fit cannot honour."""
+    from ..privacy import PrivateLRSRegressor
+
+    for option, value, default in (("--row-sparsity", args.row_sparsity, None), ("--tol", args.tol, None),
+                                   ("--u-solver", args.u_solver, "auto")):
+        if value != default:
+            raise ValueError(f"{option} cannot be used with --epsilon (a private fit runs a fixed number of "
+                             f"iterations with the exact U step and no coupling between tasks), got {value!r}")
+    if not args.delta < 1:
+        raise ValueError(f"--delta must be in (0, 1), got {args.delta!r}")
+    return PrivateLRSRegressor(rank=args.rank, sparsity=args.sparsity, epsilon=args.epsilon, delta=args.delta,
+                               max_rows=args.max_rows, feature_scale=args.feature_scale,
+                               target_scale=args.target_scale, ridge=args.ridge, max_iter=args.max_iter or 6,
+                               init=args.init, dtype=args.dtype, random_state=None)
 
 
 # ---------------------------------------------------------------------- predict / adapt

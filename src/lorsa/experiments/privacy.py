@@ -18,7 +18,7 @@ frozen, each task fitting only its ``w_i, b_i``: what the private fit degrades t
   ``A_w = 2·A₂/A₁``.
 
 Results go to ``runs.csv`` (one row per fit, with the ε actually spent), ``summary.json`` (configuration, mean, sd,
-min and max over seeds, an example privacy report) , ``table.md`` and ``privacy.png``.
+min and max over seeds, an example privacy report), ``table.md`` and ``privacy.png``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .. import _validation as v
 from ..datasets.synthetic import make_lrs_regression
 from ..model import LRSRegressor
 from ..privacy.estimator import PrivateLRSRegressor
-from ._common import Progress, environment, prepare_output, pyplot, spread, write_csv, write_json
+from ._common import Progress, environment, prepare_output, pyplot, single_threaded_blas, spread, write_csv, write_json
 
 __all__ = ["PrivacyConfig", "PrivacyResult", "run_privacy", "format_privacy_table", "plot_privacy", "REFERENCES"]
 
@@ -152,8 +152,7 @@ def run_privacy(config: PrivacyConfig | None = None, output: str | Path | None =
     rows: list[dict[str, Any]] = []
     n_data = len(c.n_tasks) + (len(c.movielens_sparsities) if c.movielens is not None else 0)
     n_fits = len(c.seeds) * (len(c.epsilons) + len(REFERENCES)) * n_data
-    example: dict[str, Any] | None = None
-    with Progress(n_fits, "privacy", progress) as bar, warnings.catch_warnings():
+    with single_threaded_blas(), Progress(n_fits, "privacy", progress) as bar, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="epsilon=inf", category=UserWarning)
         for seed in c.seeds:
             for t in c.n_tasks:

@@ -39,6 +39,7 @@ NOT private. Use ``random_state=None`` (fresh OS entropy) for a real release; fi
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -235,6 +236,12 @@ class GaussianRelease:
         return A_noisy, V + N2
 
 
+@functools.lru_cache(maxsize=256)
+def _calibrated_sigma(epsilon: float, delta: float, n_iter: int, accountant: str, init_share: float | None) -> float:
+    """:func:`calibrate_noise` is deterministic and takes seconds (PLD): remembered per target."""
+    return calibrate_noise(epsilon, delta, n_iter, accountant, init_share=init_share)
+
+
 def private_release(bounds: ClippingBounds, epsilon: float, delta: float, n_iter: int, accountant: str = "pld",
                     init_share: float | None = None, seed: tuple[int, ...] = (0,)
                     ) -> tuple[GaussianRelease, PrivacyReport, float | None]:
@@ -267,7 +274,7 @@ def private_release(bounds: ClippingBounds, epsilon: float, delta: float, n_iter
     """
     if not bounds.finite:
         raise ValueError(f"a finite epsilon needs finite clipping bounds, got {bounds}")
-    sigma = calibrate_noise(epsilon, delta, n_iter, accountant, init_share=init_share)
+    sigma = _calibrated_sigma(epsilon, delta, n_iter, accountant, init_share)
     z0 = None if init_share is None else init_noise_multiplier_for_share(sigma, init_share)
     delta_A, delta_V = bounds.sensitivities()
     z = release_noise_multiplier(sigma, n_iter)
