@@ -215,3 +215,22 @@ def test_reported_epsilon_is_within_the_target_the_zcdp_bound_and_the_second_acc
 def test_infinite_bounds_refuse_a_finite_epsilon() -> None:
     with pytest.raises(ValueError, match="finite clipping bounds"):
         private_release(ClippingBounds(1.0, 1.0, 1.0, 1.0, math.inf), 1.0, 1e-6, 3)
+
+
+def test_a_users_task_step_does_not_depend_on_the_other_users() -> None:
+    # The sensitivity argument needs user i's (w_i, b_i) -- hence its contribution to S_A, S_V -- to depend only
+    # on its own data and the published U: the per-task step over a block must not couple the block's tasks
+    # (e.g. through a block-wide stopping rule), however the blocks are formed.
+    from lorsa import LRSRegressor, make_lrs_regression
+
+    P = make_lrs_regression(n_tasks=30, n_samples=np.arange(5, 35), n_features=6, rank=2, sparsity=2,
+                            row_sparsity=None, noise=0.3, random_state=9)
+    U0 = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 2)))[0]
+    removed = np.isin(P.tasks, [3, 17, 18])
+    for solver in ("sp", "htp", "iht"):
+        full, part = (LRSRegressor(rank=2, sparsity=2, solver=solver, init=U0, fit_basis=False, max_iter=3, tol=0.0,
+                                   layout="rows").fit(P.X[keep], P.y[keep], P.tasks[keep])
+                      for keep in (np.ones_like(removed), ~removed))
+        rows = np.searchsorted(full.tasks_, part.tasks_)
+        np.testing.assert_allclose(part.W_, full.W_[rows], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(part.B_.toarray(), full.B_.toarray()[:, rows], rtol=1e-10, atol=1e-12)

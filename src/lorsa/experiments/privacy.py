@@ -293,37 +293,43 @@ def format_privacy_table(summary: list[dict[str, Any]], config: PrivacyConfig) -
 
 
 def plot_privacy(summary: list[dict[str, Any]], path: Path, config: PrivacyConfig) -> Path:
-    """Test RMSE against ε (log x axis), one line per data set and ``t``; references as horizontal lines."""
+    """Test RMSE against ε (log x axis): one panel for the synthetic data (a line per ``t``) and one for MovieLens
+    (a line per ``k``); bars are min..max over seeds, references are horizontal lines of the line's colour."""
     plt = pyplot()
-    datasets = sorted({s["dataset"] for s in summary}, key=lambda x: (x != "synthetic", x))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.9), squeeze=False)
+    panels = sorted({s["dataset"].split(" ")[0] for s in summary}, key=lambda x: (x != "synthetic", x))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.0), squeeze=False)
     eps = np.array(sorted(config.epsilons), dtype=float)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        items = [s for s in summary if s["dataset"] == dataset]
-        for i, t in enumerate(sorted({s["n_tasks"] for s in items})):
+    for ax, panel in zip(axes[0], panels, strict=True):
+        lines = sorted({(s["dataset"], s["n_tasks"]) for s in summary if s["dataset"].split(" ")[0] == panel})
+        for i, (dataset, t) in enumerate(lines):
             color = f"C{i}"
-            mine = {(s["method"], s["epsilon"]): s["test_rmse"] for s in items if s["n_tasks"] == t}
+            mine = {(s["method"], s["epsilon"]): s["test_rmse"] for s in summary
+                    if s["dataset"] == dataset and s["n_tasks"] == t}
             y = np.array([mine[("private", e)]["mean"] for e in eps])
             lo = y - np.array([mine[("private", e)]["min"] for e in eps])
             hi = np.array([mine[("private", e)]["max"] for e in eps]) - y
-            ax.errorbar(eps, y, yerr=[lo, hi], color=color, marker="o", capsize=3, label=f"private, t={t:,}")
+            label = f"t = {t:,} users" if panel == "synthetic" else f"{dataset.split(' ', 1)[1]}, {t:,} tasks"
+            ax.errorbar(eps, y, yerr=[lo, hi], color=color, marker="o", capsize=3, label=f"private, {label}")
             ax.axhline(mine[("non_private", math.inf)]["mean"], color=color, linestyle="--", linewidth=1)
             ax.axhline(mine[("random_U", math.inf)]["mean"], color=color, linestyle=":", linewidth=1)
         ax.plot([], [], "k--", linewidth=1, label="no privacy")
         ax.plot([], [], "k:", linewidth=1, label="random U (no shared learning)")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(eps)
         ax.set_xticklabels([f"{e:g}" for e in eps])
         ax.set_xlabel(f"ε (δ = {config.delta:g}, L = {config.max_iter} iterations)")
-        ax.set_ylabel("test RMSE" if dataset == "synthetic" else "validation RMSE")
-        if dataset == "synthetic":
+        if panel == "synthetic":
+            ax.set_ylabel("test RMSE")
             ax.set_title(f"synthetic: d={config.n_features}, r={config.rank}, k={config.sparsity}, "
                          f"m={config.n_samples}, σ={config.noise:g}", fontsize=9)
         else:
-            ax.set_title(f"{dataset}, r={config.movielens_rank}, {items[0]['n_tasks']} tasks", fontsize=9)
+            ax.set_ylabel("validation RMSE")
+            ax.set_title(f"{panel}: d=50 movie vectors, r={config.movielens_rank}", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("user-level DP AMHT-LRS: utility against the privacy budget", fontsize=10)
+    fig.suptitle("user-level DP AMHT-LRS: utility against the privacy budget (mean over seeds, bars min..max)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
