@@ -22,7 +22,6 @@ from ..data import RaggedTasks, encode_tasks
 from ..io import read_model_file
 from ..model import LRSRegressor
 from ..solvers.amht import AMHTConfig, fit_amht
-from ..solvers.init import random_basis
 from ._checks import check_choice, check_real
 from .accounting import ACCOUNTANTS
 from .mechanism import (
@@ -163,19 +162,6 @@ class PrivateLRSRegressor(LRSRegressor):
                 )
         return eps, delta, bounds
 
-    def _public_basis(self, d: int, r: int, rng: np.random.Generator) -> np.ndarray:
-        """A data-independent start: Haar-random, or the array given as ``init`` (which must not depend on the
-        private data)."""
-        if isinstance(self.init, str):
-            check_choice("init", self.init, ("random", "moments"))
-            return random_basis(d, r, rng)
-        U0 = v.check_features(self.init, name="init")
-        if U0.shape != (d, r):
-            raise ValueError(f"init must have shape (n_features, rank) = ({d}, {r}), got {U0.shape}")
-        if not np.allclose(U0.T @ U0, np.eye(r), atol=1e-8):
-            raise ValueError("init must have orthonormal columns (U^T U = I); orthonormalise it, e.g. by QR")
-        return np.array(U0, dtype=np.float64)
-
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any, tasks: Any, *,
             callback: Callable[[int, float, float], Any] | None = None) -> PrivateLRSRegressor:
@@ -204,7 +190,9 @@ class PrivateLRSRegressor(LRSRegressor):
         self._warn_small_tasks(data.counts, unique, r, config.sparsity)
         rng = v.check_random_state(self.random_state)
         moments = isinstance(self.init, str) and self.init == "moments"
-        U0 = None if moments else self._public_basis(d, r, rng)  # first draw: as LRSRegressor with this seed
+        # a data-independent start (Haar-random, or a given array, which must not depend on the private data), drawn
+        # first as in LRSRegressor; the private method of moments comes later, with the noise seed
+        U0 = None if moments else self._initial_basis(X, y, r, rng)
         seed = tuple(int(s) for s in rng.integers(0, 2**63, size=4))  # 252 secret bits for the noise
 
         if math.isinf(eps):
