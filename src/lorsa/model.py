@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import os
 import warnings
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from . import _validation as v
 from .backends import make_backend
 from .data import RaggedTasks, encode_tasks
 from .io import read_model_file, write_model_file
+from .params import ParamsMixin
 from .solvers.amht import AMHTConfig, AMHTResult, fit_amht
 from .solvers.init import moments_basis, random_basis
 from .solvers.task_step import TaskStepConfig
@@ -46,7 +46,7 @@ def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, me
     return "exact" if dr**3 / 3 <= n_tasks * n_features**2 * rank**2 else "cg"
 
 
-class LRSRegressor:
+class LRSRegressor(ParamsMixin):
     """Low-rank + sparse multi-task linear regression, fitted by AMHT-LRS.
 
     Task ``i`` predicts ``y = <x, U w_i + b_i>`` with a shared orthonormal ``U`` (d × r), task coordinates
@@ -158,28 +158,6 @@ class LRSRegressor:
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
-
-    # ------------------------------------------------------------------ parameters
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as given."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def set_params(self, **params: Any) -> LRSRegressor:
-        """Set constructor parameters (unknown names are refused)."""
-        valid = self.get_params()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"unknown parameter {name!r}; valid parameters are {sorted(valid)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__).parameters
-        changed = [f"{k}={val!r}" for k, val in self.get_params().items()
-                   if not isinstance(val, np.ndarray) and sig[k].default is not inspect.Parameter.empty
-                   and val != sig[k].default]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     def _check_params(self, d: int) -> tuple[AMHTConfig, np.dtype]:
         if d < 2:

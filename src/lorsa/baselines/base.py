@@ -16,7 +16,6 @@ data an experiment reports.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import numbers
 import os
@@ -28,6 +27,7 @@ import numpy as np
 from .. import _validation as v
 from ..data import encode_tasks, split_rows
 from ..io import ModelFileError, read_model_file, write_model_file
+from ..params import ParamsMixin, plain_value
 from ..task_labels import TaskIndex
 
 __all__ = ["TaskRegressor", "candidates", "rmse"]
@@ -51,7 +51,7 @@ def candidates(name: str, value: Any, check: Any) -> list[Any]:
     return [check(f"{name}[{i}]" if len(items) > 1 else name, item) for i, item in enumerate(items)]
 
 
-class TaskRegressor:
+class TaskRegressor(ParamsMixin):
     """Base class of the baselines: ``fit(X, y, tasks)`` / ``predict(X, tasks)`` with tasks as labels.
 
     Attributes (after ``fit``)
@@ -68,27 +68,6 @@ class TaskRegressor:
 
     _tunable: ClassVar[tuple[str, ...]] = ()
     _state_names: ClassVar[tuple[str, ...]] = ()
-
-    # ------------------------------------------------------------------ parameters
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as given."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def set_params(self, **params: Any) -> TaskRegressor:
-        """Set constructor parameters (unknown names are refused)."""
-        valid = self.get_params()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"unknown parameter {name!r}; valid parameters are {sorted(valid)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__).parameters
-        changed = [f"{k}={val!r}" for k, val in self.get_params().items()
-                   if sig[k].default is not inspect.Parameter.empty and not _same(val, sig[k].default)]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     def _candidates(self, n_features: int) -> dict[str, list[Any]]:
         """Every parameter that enters ``_fit_state``, validated, as a list of candidates (one for fixed ones)."""
@@ -142,12 +121,13 @@ class TaskRegressor:
             for params in grid:
                 state = self._fit_state(X[train], y[train], index[train], t, params, _seed(rng))
                 score = rmse(self._predict_state(state, X[held], index[held]), y[held])
-                scores.append({**{k: _plain(val) for k, val in params.items() if k in self._tunable}, "rmse": score})
+                tried = {k: plain_value(val) for k, val in params.items() if k in self._tunable}
+                scores.append({**tried, "rmse": score})
             best = grid[int(np.argmin([s["rmse"] for s in scores]))]
         state = self._fit_state(X, y, index, t, best, _seed(rng))
         for name, value in state.items():
             setattr(self, name, value)
-        self.best_params_ = {k: _plain(val) for k, val in best.items() if k in self._tunable}
+        self.best_params_ = {k: plain_value(val) for k, val in best.items() if k in self._tunable}
         self.validation_scores_ = scores
         self.tasks_ = unique
         self.n_features_in_ = int(X.shape[1])
@@ -212,7 +192,7 @@ class TaskRegressor:
         """Write the fitted baseline to ``path`` in lorsa's model file format (:mod:`lorsa.io`, no pickle)."""
         self._check_fitted()
         arrays = {**{name: np.asarray(val) for name, val in self._state.items()}, "tasks": self.tasks_}
-        params = {k: _plain(val) for k, val in self.get_params().items() if k != "random_state"}
+        params = {k: plain_value(val) for k, val in self.get_params().items() if k != "random_state"}
         params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else None
         attributes = {"n_features": self.n_features_in_, "best_params": self.best_params_,
                       "validation_scores": self.validation_scores_}
@@ -239,24 +219,6 @@ class TaskRegressor:
 
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly copy of a parameter value (tuples and arrays become lists, numpy scalars Python scalars)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | list):
-        return [_plain(x) for x in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(_plain(a) == _plain(b))
-    except Exception:  # pragma: no cover - exotic values
-        return False
 
 
 def check_nonnegative_float(name: str, value: Any) -> float:
