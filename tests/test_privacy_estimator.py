@@ -37,7 +37,8 @@ def _sin_angle(U: np.ndarray, U_true: np.ndarray) -> float:
 
 def test_no_noise_and_no_clipping_gives_the_non_private_model(noisy_problem) -> None:
     P = noisy_problem
-    ref = LRSRegressor(rank=2, sparsity=1, u_solver="exact", tol=0.0, max_iter=6, random_state=5)
+    ref = LRSRegressor(rank=2, sparsity=1, init="random", u_solver="exact", tol=0.0, max_iter=6,
+                       random_state=5)
     ref.fit(P.X, P.y, P.tasks)
     with pytest.warns(UserWarning, match="NOT differentially private"):
         est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=INF, max_iter=6, random_state=5, **NO_CLIPPING)
