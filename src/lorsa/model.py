@@ -60,6 +60,10 @@ class LRSRegressor(ParamsMixin):
         ``r``, dimension of the shared subspace, ``1 <= r < d``.
     sparsity : int, default 0
         ``k``, non-zeros per ``b_i``, ``0 <= k <= d``. ``k = 0`` is pure representation learning.
+    samples_per_nonzero : float or None, default None
+        Adapt the sparsity to a task's sample count: task ``i`` gets at most ``floor(m_i / samples_per_nonzero)``
+        non-zeros (and at most ``k``). None: every task may use ``k``. For real data whose tasks range from a few
+        to thousands of rows (SPEC §8, MovieLens), where data-starved tasks cannot afford ``k`` fitted weights.
     row_sparsity : int or None, default None
         ``zeta``: each coordinate personalised by at most this many tasks (SPEC §1, Assumption A1).
     solver : {"sp", "htp", "iht"}, default "sp"
@@ -134,7 +138,8 @@ class LRSRegressor(ParamsMixin):
         ``d``.
     """
 
-    def __init__(self, rank: int = 1, sparsity: int = 0, *, row_sparsity: int | None = None, solver: str = "sp",
+    def __init__(self, rank: int = 1, sparsity: int = 0, *, samples_per_nonzero: float | None = None,
+                 row_sparsity: int | None = None, solver: str = "sp",
                  sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  u_solver: str = "auto", init: str | np.ndarray = "moments", fit_basis: bool = True,
                  max_iter: int = 100, tol: float | None = None, cg_tol: float = 1e-10, sample_split: int | None = None,
@@ -142,6 +147,7 @@ class LRSRegressor(ParamsMixin):
                  random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
         self.rank = rank
         self.sparsity = sparsity
+        self.samples_per_nonzero = samples_per_nonzero
         self.row_sparsity = row_sparsity
         self.solver = solver
         self.sparse_steps = sparse_steps
@@ -167,6 +173,8 @@ class LRSRegressor(ParamsMixin):
         r = v.check_int("rank", self.rank, 1, d - 1)
         k = v.check_int("sparsity", self.sparsity, 0, d)
         zeta = v.check_int("row_sparsity", self.row_sparsity, 1, allow_none=True)
+        spn = None if self.samples_per_nonzero is None else v.check_float(
+            "samples_per_nonzero", self.samples_per_nonzero, 0.0, low_inclusive=False)
         v.check_choice("solver", self.solver, _SOLVERS)
         steps = v.check_int("sparse_steps", self.sparse_steps, 1, 10_000)
         v.check_choice("step", self.step, _STEPS)
@@ -188,7 +196,8 @@ class LRSRegressor(ParamsMixin):
         step = TaskStepConfig(method=self.solver, n_steps=steps, step=self.step, threshold=self.threshold,
                               ridge=ridge)
         config = AMHTConfig(rank=r, sparsity=k, row_sparsity=zeta, task_step=step, u_solver=self.u_solver,
-                            fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol)
+                            fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol,
+                            samples_per_nonzero=spn)
         return config, dtype
 
     def _backend(self) -> Any:

@@ -68,6 +68,8 @@ class TaskRegressor(ParamsMixin):
 
     _tunable: ClassVar[tuple[str, ...]] = ()
     _state_names: ClassVar[tuple[str, ...]] = ()
+    #: State entries that files written by older versions may lack: name -> function of the stored arrays.
+    _state_defaults: ClassVar[dict[str, Any]] = {}
 
     def _candidates(self, n_features: int) -> dict[str, list[Any]]:
         """Every parameter that enters ``_fit_state``, validated, as a list of candidates (one for fixed ones)."""
@@ -182,10 +184,12 @@ class TaskRegressor(ParamsMixin):
         return self._coefficients_state(self._state)
 
     @property
-    def params_per_task(self) -> int:
-        """Numbers a task stores beyond the shared part (SPEC §7 table), for the fitted hyper-parameters."""
+    def params_per_task(self) -> int | float:
+        """Numbers a task stores beyond the shared part (SPEC §7 table), for the fitted hyper-parameters (a mean over
+        tasks, possibly fractional, when the per-task count varies)."""
         self._check_fitted()
-        return int(self._params_per_task())
+        value = self._params_per_task()
+        return int(value) if float(value).is_integer() else float(value)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
@@ -206,7 +210,8 @@ class TaskRegressor(ParamsMixin):
             est = cls(**meta["params"])
             attrs = meta["attributes"]
             for name in cls._state_names:
-                setattr(est, name, arrays[name])
+                setattr(est, name, arrays[name] if name in arrays or name not in cls._state_defaults
+                        else cls._state_defaults[name](arrays))
             est.tasks_ = arrays["tasks"]
             est.n_features_in_ = int(attrs["n_features"])
             est.best_params_ = dict(attrs["best_params"])

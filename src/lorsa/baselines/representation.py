@@ -1,7 +1,11 @@
 """AMHT-LRS with hold-out tuning, and representation learning (SPEC §7: AltMin, ``k = 0``, ``r`` per task).
 
 :class:`TunedLRS` wraps :class:`lorsa.LRSRegressor` so that ``rank``, ``sparsity`` and ``ridge`` may be given as
-candidate lists chosen on held-out rows like every baseline's hyper-parameters; :class:`RepresentationLearning` is
+candidate lists chosen on held-out rows like every baseline's hyper-parameters, and optionally fits AMHT-LRS on top
+of a shared offset (``offset="single"``: ``theta_i = theta_0 + U w_i + b_i`` with ``theta_0`` the single model, so
+that the ridge shrinks ``(w_i, b_i)`` toward the single model instead of toward 0, as fine-tuning does; still
+``r + k`` numbers per task) with a per-task sparsity adapted to the sample count (``samples_per_nonzero``);
+:class:`RepresentationLearning` is
 the same with ``k = 0`` fixed: ``theta_i = U w_i``, the AltMin of Thekumparampil et al. (2021) (SPEC §1 special
 case), which stores ``r`` numbers per task.
 """
@@ -16,9 +20,17 @@ import scipy.sparse as sp
 
 from .. import _validation as v
 from ..model import LRSRegressor, predict_rows
+from ..solvers.task_step import allowed_nonzeros
 from .base import TaskRegressor, candidates, check_nonnegative_float, check_positive_int
+from .single import DEFAULT_RIDGE_GRID, SingleModel
 
 __all__ = ["TunedLRS", "RepresentationLearning"]
+
+_OFFSETS = ("none", "single")
+
+
+def _check_spn(name: str, value: Any) -> float | None:
+    return None if value is None else v.check_float(name, value, 0.0, low_inclusive=False)
 
 
 class TunedLRS(TaskRegressor):
@@ -32,6 +44,14 @@ class TunedLRS(TaskRegressor):
         ``k``, non-zeros per ``b_i``.
     ridge : float or sequence of float, default 0.0
         Penalty on ``w_i, b_i`` (see :class:`lorsa.LRSRegressor`).
+    offset : {"none", "single"} or sequence of them, default "none"
+        ``"single"``: fit AMHT-LRS to ``y - <x, theta_0>``, with ``theta_0`` the single model
+        (:class:`lorsa.baselines.SingleModel` with ``shared_ridge``), and predict ``<x, theta_0 + U w_i + b_i>``.
+    samples_per_nonzero : float, None or sequence of them, default None
+        At most ``floor(m_i / samples_per_nonzero)`` non-zeros in task ``i``'s ``b_i`` (see
+        :class:`lorsa.LRSRegressor`); ``params_per_task`` then counts the mean number allowed.
+    shared_ridge : float or sequence of float, default :data:`lorsa.baselines.single.DEFAULT_RIDGE_GRID`
+        Ridge of ``theta_0`` (chosen on its own hold-out rows when several); used with ``offset="single"``.
     row_sparsity : int or None, default None
         ``zeta`` (fixed, not tuned).
     max_iter : int, default 100
@@ -56,16 +76,24 @@ class TunedLRS(TaskRegressor):
         AMHT-LRS iterations of the final fit.
     """
 
-    _tunable: ClassVar[tuple[str, ...]] = ("rank", "sparsity", "ridge")
-    _state_names: ClassVar[tuple[str, ...]] = ("U_", "W_", "B_data_", "B_indices_", "B_indptr_", "n_iter_")
+    _tunable: ClassVar[tuple[str, ...]] = ("rank", "sparsity", "ridge", "offset", "samples_per_nonzero")
+    _state_names: ClassVar[tuple[str, ...]] = ("U_", "W_", "B_data_", "B_indices_", "B_indptr_", "n_iter_",
+                                               "offset_coef_", "mean_nonzeros_")
+    _state_defaults: ClassVar[dict[str, Any]] = {"offset_coef_": lambda a: np.zeros(a["U_"].shape[0]),
+                                                 "mean_nonzeros_": lambda a: np.float64(0.0)}
 
     def __init__(self, rank: int | Sequence[int] = 1, sparsity: int | Sequence[int] = 0, *,
-                 ridge: float | Sequence[float] = 0.0, row_sparsity: int | None = None, max_iter: int = 100,
-                 tol: float = 1e-8, init: str = "random", u_solver: str = "auto", validation_fraction: float = 0.2,
-                 random_state: int | np.random.Generator | None = None) -> None:
+                 ridge: float | Sequence[float] = 0.0, offset: str | Sequence[str] = "none",
+                 samples_per_nonzero: float | None | Sequence[float | None] = None,
+                 shared_ridge: float | Sequence[float] = DEFAULT_RIDGE_GRID, row_sparsity: int | None = None,
+                 max_iter: int = 100, tol: float = 1e-8, init: str = "random", u_solver: str = "auto",
+                 validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
         self.rank = rank
         self.sparsity = sparsity
         self.ridge = ridge
+        self.offset = offset
+        self.samples_per_nonzero = samples_per_nonzero
+        self.shared_ridge = shared_ridge
         self.row_sparsity = row_sparsity
         self.max_iter = max_iter
         self.tol = tol
@@ -84,22 +112,40 @@ class TunedLRS(TaskRegressor):
         v.check_choice("u_solver", self.u_solver, ("auto", "exact", "cg"))
         return {"rank": candidates("rank", self.rank, check_positive_int(1, n_features - 1)),
                 "sparsity": candidates("sparsity", self._sparsity, check_positive_int(0, n_features)),
-                "ridge": candidates("ridge", self.ridge, check_nonnegative_float)}
+                "ridge": candidates("ridge", self.ridge, check_nonnegative_float),
+                "offset": candidates("offset", self._offset, lambda n, x: v.check_choice(n, x, _OFFSETS)),
+                "samples_per_nonzero": candidates("samples_per_nonzero", self._samples_per_nonzero, _check_spn)}
 
     def _fit_state(self, X, y, index, n_tasks, params, seed):
+        offset = np.zeros(X.shape[1])
+        if params["offset"] == "single":
+            candidates("shared_ridge", self.shared_ridge, check_nonnegative_float)
+            single = SingleModel(self.shared_ridge, validation_fraction=self.validation_fraction, random_state=seed)
+            offset = single.fit(X, y, index).coef_
+        spn = params["samples_per_nonzero"]
         est = LRSRegressor(rank=params["rank"], sparsity=params["sparsity"], ridge=params["ridge"],
-                           row_sparsity=self._row_sparsity, max_iter=self.max_iter, tol=self.tol, init=self.init,
-                           u_solver=self.u_solver, random_state=seed)
-        est.fit(X, y, index)
+                           samples_per_nonzero=spn, row_sparsity=self._row_sparsity, max_iter=self.max_iter,
+                           tol=self.tol, init=self.init, u_solver=self.u_solver, random_state=seed)
+        est.fit(X, y - X @ offset, index)
         if est.tasks_.shape[0] != n_tasks:  # pragma: no cover - split_rows keeps a row of every task
             raise RuntimeError("a task lost all its rows in the hold-out split")
         B = est.B_.tocsc()
+        allowed = allowed_nonzeros(np.bincount(index, minlength=n_tasks), params["rank"], params["sparsity"], spn)
         return {"U_": est.U_, "W_": est.W_, "B_data_": B.data, "B_indices_": B.indices.astype(np.int64),
-                "B_indptr_": B.indptr.astype(np.int64), "n_iter_": np.int64(est.n_iter_)}
+                "B_indptr_": B.indptr.astype(np.int64), "n_iter_": np.int64(est.n_iter_), "offset_coef_": offset,
+                "mean_nonzeros_": np.float64(allowed.mean())}
 
     @property
     def _sparsity(self) -> int | Sequence[int]:
         return self.sparsity
+
+    @property
+    def _offset(self) -> str | Sequence[str]:
+        return getattr(self, "offset", "none")
+
+    @property
+    def _samples_per_nonzero(self) -> float | None | Sequence[float | None]:
+        return getattr(self, "samples_per_nonzero", None)
 
     @property
     def _row_sparsity(self) -> int | None:
@@ -118,13 +164,17 @@ class TunedLRS(TaskRegressor):
         return self._B(self._state)
 
     def _predict_state(self, state, X, index):
-        return predict_rows(X, index, state["U_"], state["W_"], self._B(state))
+        return predict_rows(X, index, state["U_"], state["W_"], self._B(state)) + X @ state["offset_coef_"]
 
     def _coefficients_state(self, state):
-        return state["U_"] @ state["W_"].T + self._B(state).toarray()
+        return state["U_"] @ state["W_"].T + self._B(state).toarray() + state["offset_coef_"][:, None]
 
-    def _params_per_task(self) -> int:
-        return int(self.best_params_["rank"]) + int(self.best_params_["sparsity"])
+    def _params_per_task(self) -> float:
+        """``r + k``, or ``r`` + the mean number of non-zeros allowed per task with ``samples_per_nonzero``."""
+        r, k = int(self.best_params_["rank"]), int(self.best_params_["sparsity"])
+        if self.best_params_.get("samples_per_nonzero") is None:
+            return r + k
+        return r + float(self.mean_nonzeros_)
 
 
 class RepresentationLearning(TunedLRS):

@@ -71,6 +71,7 @@ class AMHTConfig:
     block_statistics: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     release: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
     early_stopping: bool = True
+    samples_per_nonzero: float | None = None
 
 
 @dataclass
@@ -163,7 +164,8 @@ class _Driver:
         k = config.sparsity
         self.idx = np.zeros((t, k), dtype=np.int64)
         self.val = np.zeros((t, k))
-        self.active = np.arange(k)[None, :] < allowed_nonzeros(counts, config.rank, k)[:, None]
+        allowed = allowed_nonzeros(counts, config.rank, k, config.samples_per_nonzero)
+        self.active = np.arange(k)[None, :] < allowed[:, None]
         self.gram_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def run_pass(self, data: RaggedTasks, data_id: int, U: np.ndarray, run_task_step: bool,

@@ -69,9 +69,15 @@ class TaskStepResult:
     loss_after: float
 
 
-def allowed_nonzeros(sizes: np.ndarray, rank: int, sparsity: int) -> np.ndarray:
-    """Non-zeros allowed in ``b_i``: ``k_i = min(k, max(0, m_i - r))`` so that ``r + k_i <= m_i`` when possible."""
-    return np.minimum(sparsity, np.maximum(0, np.asarray(sizes) - rank)).astype(np.int64)
+def allowed_nonzeros(sizes: np.ndarray, rank: int, sparsity: int,
+                     samples_per_nonzero: float | None = None) -> np.ndarray:
+    """Non-zeros allowed in ``b_i``: ``k_i = min(k, max(0, m_i - r))`` so that ``r + k_i <= m_i`` when possible;
+    with ``samples_per_nonzero = s`` also ``k_i <= floor(m_i / s)`` (sparsity adapted to a task's sample count)."""
+    sizes = np.asarray(sizes)
+    k = np.minimum(sparsity, np.maximum(0, sizes - rank))
+    if samples_per_nonzero is not None:
+        k = np.minimum(k, np.floor(sizes / float(samples_per_nonzero)))
+    return k.astype(np.int64)
 
 
 def _penalty(ridge: float, w: np.ndarray, val: np.ndarray) -> float:
