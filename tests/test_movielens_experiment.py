@@ -199,3 +199,16 @@ def test_tuned_lrs_offset_and_round_trip(small_problem, tmp_path):
     assert np.allclose(load_model(tmp_path / "m.npz").predict(P.X[:50], P.tasks[:50]), pred)
     plain = TunedLRS(rank=2, sparsity=2, random_state=0).fit(P.X, P.y, P.tasks)
     assert np.all(plain.offset_coef_ == 0) and plain.params_per_task == 4
+
+
+@needs_100k
+def test_user_grouping_runs(tmp_path):
+    """``grouping="user"``: every user is a task (the most data-starved setting)."""
+    config = MovieLensConfig(str(DATA), grouping="user", lrs_sparsities=(1,), lrs_ranks=(2,), lrs_ridges=(10.0,),
+                             lrs_samples_per_nonzero=(25.0,), baselines=("single", "finetune"), ridges=(100.0,),
+                             max_iter=5)
+    result = run_movielens(config, tmp_path, progress=False, plot=False)
+    assert result.data["n_tasks"] == 943 and result.data["n_starved_tasks"] > 400
+    assert "figure1.png" not in {p.name for p in result.files.values()}
+    assert [r["label"] for r in result.rows] == ["AMHT-LRS", "Single model", "Full fine-tuning"]
+    assert all(0.8 < r["rmse"] < 1.2 for r in result.rows)

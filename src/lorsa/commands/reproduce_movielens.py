@@ -46,9 +46,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "theirs from it)")
     parser.add_argument("--sparsities", type=nonnegative_int, nargs="+", default=[1, 2, 5, 10], metavar="K",
                         help="k of AMHT-LRS, one point of its curve each")
-    parser.add_argument("--ranks", type=positive_int, nargs="+", default=[3, 5, 8, 12], metavar="R",
+    parser.add_argument("--ranks", type=positive_int, nargs="+", default=[4, 8, 12, 16], metavar="R",
                         help="candidate ranks of AMHT-LRS, chosen on the tuning split")
-    parser.add_argument("--lrs-ridges", type=nonnegative_float, nargs="+", default=[1.0, 10.0, 100.0],
+    parser.add_argument("--lrs-ridges", type=nonnegative_float, nargs="+", default=[10.0, 100.0],
                         metavar="LAMBDA", help="candidate ridge penalties of AMHT-LRS on (w_i, b_i)")
     parser.add_argument("--offsets", nargs="+", choices=("none", "single"), default=["single"], metavar="OFFSET",
                         help="candidate offsets of AMHT-LRS: 'single' fits U w_i + b_i on top of the single model "
@@ -59,7 +59,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ridges", type=nonnegative_float, nargs="+", default=[0.0, 0.01, 0.1, 1.0, 10.0, 100.0,
                                                                              1e3, 1e4],
                         metavar="LAMBDA", help="candidate ridges of the single model, fine-tuning and prompt tuning")
-    parser.add_argument("--representation-ranks", type=positive_int, nargs="+", default=[1, 2, 3, 5, 8, 12],
+    parser.add_argument("--representation-ranks", type=positive_int, nargs="+", default=[1, 2, 4, 8, 12, 16],
                         metavar="R", help="candidate ranks of representation learning")
     parser.add_argument("--sft-sparsities", type=positive_int, nargs="+", default=[1, 2, 5, 10, 20], metavar="K",
                         help="candidate k of sparse fine-tuning")

@@ -141,15 +141,15 @@ class MovieLensConfig:
     starved_below: int = 100
     intercept: bool = True
     lrs_sparsities: tuple[int, ...] = (1, 2, 5, 10)
-    lrs_ranks: tuple[int, ...] = (3, 5, 8, 12)
-    lrs_ridges: tuple[float, ...] = (1.0, 10.0, 100.0)
+    lrs_ranks: tuple[int, ...] = (4, 8, 12, 16)
+    lrs_ridges: tuple[float, ...] = (10.0, 100.0)
     lrs_tuned: bool = True
     lrs_offsets: tuple[str, ...] = ("single",)
     lrs_samples_per_nonzero: tuple[float | None, ...] = (None, 25.0)
     lrs_init: str = "moments"
     baselines: tuple[str, ...] = tuple(BASELINES)
     ridges: tuple[float, ...] = DEFAULT_RIDGE_GRID
-    representation_ranks: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
+    representation_ranks: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
     sparse_finetune_sparsities: tuple[int, ...] = (1, 2, 5, 10, 20)
     max_iter: int = 100
     factor_rank: int = 50
@@ -252,6 +252,13 @@ def _methods(c: MovieLensConfig, shared: dict[str, float]) -> list[_Method]:
     return out
 
 
+def _order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """AMHT-LRS first (by k, then the tuned point), then the baselines by parameters per task."""
+    lrs = row["method"] == LRS_METHOD
+    k = int(row["setting"][2:]) if lrs and row["setting"].startswith("k=") else 10**9
+    return (not lrs, k, row["pct_params"], row["label"])
+
+
 def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - y) ** 2))) if y.size else float("nan")
 
@@ -335,7 +342,7 @@ def run_movielens(config: MovieLensConfig, output: str | Path | None = None, pro
                      "n_candidates": sum(r["n_candidates"] for r in lrs_rows)})
     if "single" not in c.baselines:
         rows = [r for r in rows if r["method"] != "single"]
-    rows.sort(key=lambda r: (r["method"] != LRS_METHOD, r["setting"] == "r, k tuned", r["pct_params"], r["label"]))
+    rows.sort(key=_order)
     data_info.update(n_features_model=int(d), n_starved_tasks=int(starved.sum()),
                      n_surplus_tasks=int((~starved).sum()), n_val_samples_starved=int(starved_val.sum()),
                      n_val_samples_surplus=int((~starved_val).sum()), shared_ridge=shared["ridge"])

@@ -74,7 +74,7 @@ def plot_figure1(rows: list[dict[str, Any]], path: Path, data: dict[str, Any], c
     plt = pyplot()
     fig, axes = plt.subplots(1, len(PANELS), figsize=(13.5, 3.9), squeeze=False)
     lrs = sorted((r for r in rows if r["method"] == _LRS and r["setting"].startswith("k=")),
-                 key=lambda r: r["pct_params"])
+                 key=lambda r: int(r["setting"][2:]))
     tuned = [r for r in rows if r["method"] == _LRS and not r["setting"].startswith("k=")]
     others = [r for r in rows if r["method"] != _LRS]
     for ax, (col, title) in zip(axes[0], PANELS, strict=True):
