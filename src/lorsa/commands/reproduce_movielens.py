@@ -16,7 +16,7 @@ DESCRIPTION = (
     "training samples, data-surplus tasks) to the output folder."
 )
 
-_BASELINES = ("single", "prompt", "representation", "sparse_finetune", "finetune")
+_BASELINES = ("single", "prompt", "representation", "sparse_finetune", "finetune", "finetune_zero")
 
 
 def _spn(text: str) -> float | None:

@@ -16,7 +16,8 @@ __all__ = ["format_table", "format_markdown", "plot_figure1", "method_name", "PA
 PANELS: tuple[tuple[str, str], ...] = (("rmse", "all tasks"), ("rmse_starved", "data-starved tasks"),
                                        ("rmse_surplus", "data-surplus tasks"))
 _LRS = "amht_lrs"
-_MARKERS = {"single": "s", "finetune": "D", "representation": "^", "prompt": "v", "sparse_finetune": "P"}
+_MARKERS = {"single": "s", "finetune": "D", "finetune_zero": "d", "representation": "^", "prompt": "v",
+            "sparse_finetune": "P"}
 
 
 def method_name(row: dict[str, Any]) -> str:
@@ -25,7 +26,7 @@ def method_name(row: dict[str, Any]) -> str:
 
 
 def _chosen(row: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["chosen"].items())
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(row["chosen"].items()))
 
 
 def _best(rows: list[dict[str, Any]], column: str) -> float:
@@ -100,7 +101,7 @@ def plot_figure1(rows: list[dict[str, Any]], path: Path, data: dict[str, Any], c
         ax.set_title(f"{title} ({n} tasks)", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="best")
-    part = ", PARTIAL ratings (users 1-2999)" if data.get("partial") else ""
+    part = f", PARTIAL ratings file ({data['n_users_rated']:,} users)" if data.get("partial") else ""
     fig.suptitle(f"Figure 1: MovieLens {data['dataset'][3:].upper()}{part}, {config.grouping} tasks, "
                  f"d = {data.get('n_features_model')}", fontsize=10)
     fig.tight_layout()
