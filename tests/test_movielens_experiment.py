@@ -212,3 +212,42 @@ def test_user_grouping_runs(tmp_path):
     assert "figure1.png" not in {p.name for p in result.files.values()}
     assert [r["label"] for r in result.rows] == ["AMHT-LRS", "Single model", "Full fine-tuning"]
     assert all(0.8 < r["rmse"] < 1.2 for r in result.rows)
+
+
+def test_cli_download_fetches_verifies_and_uses_the_folder(tmp_path, monkeypatch, capsys):
+    """``--download`` on a ``file://`` archive (no internet here): checksum verified, then the run reads the
+    extracted folder; a wrong checksum is a one-line error."""
+    import hashlib
+    import zipfile
+
+    from lorsa.datasets import movielens_download
+    from test_movielens import write_100k
+
+    src = write_100k(tmp_path / "src" / "ml-100k")
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(src.iterdir()):
+            zf.write(p, f"ml-100k/{p.name}")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    entry = {**movielens_download.MOVIELENS_ARCHIVES["ml-100k"], "url": archive.as_uri(), "sha256": digest}
+    monkeypatch.setitem(movielens_download.MOVIELENS_ARCHIVES, "ml-100k", entry)
+    seen = {}
+
+    def fake_run(config, output, progress=True, plot=True):
+        seen["config"] = config
+        return exp.MovieLensResult(config=config, rows=[], tuning=[], data={"dataset": "ml-100k", "partial": False,
+                                                                            "ratings_file": "default", "n_tasks": 0,
+                                                                            "n_starved_tasks": 0})
+
+    monkeypatch.setattr(exp, "run_movielens", fake_run)
+    dest = tmp_path / "data"
+    assert main(["reproduce", "movielens", "--data-dir", str(dest), "--download", "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    assert seen["config"].data_dir == str(dest / "ml-100k") and seen["config"].dataset == "ml-100k"
+    assert (dest / "ml-100k" / "u.data").is_file()
+    monkeypatch.setitem(movielens_download.MOVIELENS_ARCHIVES, "ml-100k", {**entry, "sha256": "0" * 64})
+    assert main(["reproduce", "movielens", "--data-dir", str(tmp_path / "other"), "--download", "-o",
+                 str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lorsa reproduce movielens: error:") and "SHA-256 mismatch" in err
+    assert not (tmp_path / "other" / "ml-100k").exists()

@@ -34,6 +34,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "ml-1m/ (e.g. ../shared/data/movielens)")
     parser.add_argument("--dataset", choices=("ml-100k", "ml-1m"), default=None,
                         help="which data set (default: detected from the files in DIR, else ml-100k/ inside it)")
+    parser.add_argument("--download", action="store_true",
+                        help="first fetch the official GroupLens archive of --dataset (default ml-100k) into DIR, "
+                             "verify its pinned SHA-256 and extract it (needs internet; a complete DIR/<dataset> "
+                             "folder is used as it is)")
     parser.add_argument("--ratings", metavar="FILE", default=None,
                         help="ratings file to read instead of u.data / ratings.dat[.gz], relative to the data set's "
                              "folder (e.g. ratings_PARTIAL_users1-2999.dat.gz); only read when named here")
@@ -89,9 +93,24 @@ def config_from_args(args: argparse.Namespace):  # -> MovieLensConfig
         sparse_finetune_sparsities=tuple(args.sft_sparsities), max_iter=args.max_iter).validate()
 
 
+def _download(args: argparse.Namespace) -> None:
+    """``--download``: fetch and verify the archive, then point ``--data-dir`` at the extracted folder."""
+    from ..datasets.movielens_download import MOVIELENS_ARCHIVES, download_movielens
+
+    name = args.dataset or "ml-100k"
+    say(args, f"downloading {MOVIELENS_ARCHIVES[name]['url']} into {args.data_dir} (SHA-256 checked)")
+    try:
+        args.data_dir = str(download_movielens(name, args.data_dir))
+    except OSError as exc:  # no internet, HTTP error, unwritable folder
+        raise ValueError(f"--download: could not fetch or extract {name} into {args.data_dir!r}: {exc}") from exc
+    args.dataset = name
+
+
 def run(args: argparse.Namespace) -> int:
     from ..experiments.movielens import format_table, run_movielens
 
+    if args.download:
+        _download(args)
     config = config_from_args(args)
     say(args, f"Figure 1 (MovieLens): data {config.data_dir} ({config.dataset or 'detected'}), ratings "
               f"{config.ratings or 'default file'}, {config.grouping} tasks, seed {config.seed}")
