@@ -197,3 +197,13 @@ def test_not_fitted_and_bad_input(small_problem):
         est.predict(small_problem.X[:, :3], tasks=small_problem.tasks)
     with pytest.raises(ValueError, match="holds out no row"):
         SingleModel(ridge=(0.0, 1.0)).fit(small_problem.X[:5], small_problem.y[:5], tasks=np.arange(5))
+
+
+def test_holdout_ties_go_to_the_simplest_candidate():
+    """Noiseless LRS data of rank 1: ranks 1 and 2 both fit the held-out rows to round-off; the tie must go to the
+    first (simplest) candidate, not to whichever round-off error is smaller (rank 2 then overfits the full fit)."""
+    P = make_lrs_regression(n_tasks=75, n_samples=100, n_features=150, rank=1, sparsity=10, row_sparsity=5,
+                            random_state=2)
+    est = TunedLRS(rank=(1, 2), sparsity=10, random_state=2).fit(P.X, P.y, tasks=P.tasks)
+    assert est.best_params_["rank"] == 1
+    assert min(s["rmse"] for s in est.validation_scores_) < 1e-6

@@ -61,7 +61,8 @@ class TaskRegressor(ParamsMixin):
     n_features_in_ : int
         ``d``.
     best_params_ : dict
-        The hyper-parameters used for the final fit (the single candidate, or the hold-out winner).
+        The hyper-parameters used for the final fit (the single candidate, or the hold-out winner; candidates
+        within 1e-6 of the targets' spread of the best RMSE tie, and the first in grid order wins).
     validation_scores_ : list of dict
         One entry per candidate tried on the hold-out rows: its parameters and ``rmse`` (empty without a search).
     """
@@ -125,7 +126,11 @@ class TaskRegressor(ParamsMixin):
                 score = rmse(self._predict_state(state, X[held], index[held]), y[held])
                 tried = {k: plain_value(val) for k, val in params.items() if k in self._tunable}
                 scores.append({**tried, "rmse": score})
-            best = grid[int(np.argmin([s["rmse"] for s in scores]))]
+            # Candidates within round-off of the best (1e-6 of the targets' spread: e.g. several exact fits of
+            # noiseless data) tie; the first in grid order wins, so list candidates from the simplest.
+            rmses = np.array([s["rmse"] for s in scores])
+            tie = rmses.min() + 1e-6 * float(np.std(y[held]))
+            best = grid[int(np.flatnonzero(rmses <= tie)[0])]
         state = self._fit_state(X, y, index, t, best, _seed(rng))
         for name, value in state.items():
             setattr(self, name, value)
