@@ -342,20 +342,7 @@ def load_movielens_100k(
     user_ids, gender, age_group, occupation = _read_users_100k(users_path)
     movie_ids, titles = _read_movies(items_path, "|", 24, "id|title|release date|video date|URL|19 genres")
     r = _read_ratings(ratings_path, "\t", user_ids, movie_ids, (users_path.name, items_path.name))
-    return MovieLensData(
-        "ml-100k",
-        r[:, 0],
-        r[:, 1],
-        r[:, 2],
-        r[:, 3],
-        user_ids,
-        gender,
-        age_group,
-        occupation,
-        movie_ids,
-        titles,
-        str(root),
-    )
+    return _data("ml-100k", r, (user_ids, gender, age_group, occupation), (movie_ids, titles), root)
 
 
 def load_movielens_1m(
@@ -405,20 +392,12 @@ def load_movielens_1m(
     user_ids, gender, age_group, occupation = _read_users_1m(users_path)
     movie_ids, titles = _read_movies(movies_path, "::", 3, "MovieID::Title::Genres")
     r = _read_ratings(ratings_path, "::", user_ids, movie_ids, (users_path.name, movies_path.name))
-    return MovieLensData(
-        "ml-1m",
-        r[:, 0],
-        r[:, 1],
-        r[:, 2],
-        r[:, 3],
-        user_ids,
-        gender,
-        age_group,
-        occupation,
-        movie_ids,
-        titles,
-        str(root),
-    )
+    return _data("ml-1m", r, (user_ids, gender, age_group, occupation), (movie_ids, titles), root)
+
+
+def _data(name: str, ratings: np.ndarray, users: tuple, movies: tuple, root: Path) -> MovieLensData:
+    """Assemble :class:`MovieLensData` from the parsed ratings (user, item, rating, timestamp columns)."""
+    return MovieLensData(name, ratings[:, 0], ratings[:, 1], ratings[:, 2], ratings[:, 3], *users, *movies, str(root))
 
 
 def load_movielens(
