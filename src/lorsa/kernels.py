@@ -13,8 +13,6 @@ __all__ = [
     "batched_solve",
     "topk_abs",
     "gather_columns",
-    "sparse_matvec",
-    "project_out",
 ]
 
 
@@ -110,13 +108,3 @@ def gather_columns(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
     for q in range(k):
         out[:, :, q] = X[rows, :, idx[:, q]]
     return out
-
-
-def sparse_matvec(X_S: np.ndarray, val: np.ndarray) -> np.ndarray:
-    """``X_i b_i`` for every task from the gathered columns ``X_S (n, m, k)`` and slot values ``val (n, k)``."""
-    return np.einsum("nmk,nk->nm", X_S, val)
-
-
-def project_out(values: np.ndarray, idx: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Zero the slots where ``keep`` is False (inactive slots of tasks allowed fewer than k non-zeros)."""
-    return np.where(keep, values, 0.0) if idx.size else values
