@@ -58,7 +58,7 @@ class TunedLRS(TaskRegressor):
         Cap on AMHT-LRS outer iterations.
     tol : float, default 1e-8
         Stopping tolerance of AMHT-LRS.
-    init : {"random", "moments"}, default "random"
+    init : {"moments", "random"}, default "moments"
         Initial ``U`` (SPEC §4).
     u_solver : {"auto", "exact", "cg"}, default "auto"
         U step of AMHT-LRS (see :class:`lorsa.LRSRegressor`).
@@ -86,7 +86,7 @@ class TunedLRS(TaskRegressor):
                  ridge: float | Sequence[float] = 0.0, offset: str | Sequence[str] = "none",
                  samples_per_nonzero: float | None | Sequence[float | None] = None,
                  shared_ridge: float | Sequence[float] = DEFAULT_RIDGE_GRID, row_sparsity: int | None = None,
-                 max_iter: int = 100, tol: float = 1e-8, init: str = "random", u_solver: str = "auto",
+                 max_iter: int = 100, tol: float = 1e-8, init: str = "moments", u_solver: str = "auto",
                  validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
         self.rank = rank
         self.sparsity = sparsity
@@ -191,7 +191,7 @@ class RepresentationLearning(TunedLRS):
     """
 
     def __init__(self, rank: int | Sequence[int] = (1, 2, 3, 5), *, ridge: float | Sequence[float] = 0.0,
-                 max_iter: int = 100, tol: float = 1e-8, init: str = "random", u_solver: str = "auto",
+                 max_iter: int = 100, tol: float = 1e-8, init: str = "moments", u_solver: str = "auto",
                  validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
         self.rank = rank
         self.ridge = ridge
