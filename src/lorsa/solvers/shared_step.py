@@ -148,7 +148,7 @@ def solve_cg(matvec: Callable[[np.ndarray], np.ndarray], V: np.ndarray, diagonal
     rtol : float
         Relative residual tolerance.
     maxiter : int, optional
-        Default ``max(50, 2 d r)``... capped at 10 d r.
+        Default ``max(50, min(2 d r, 500))`` (warm-started steps late in a fit need a handful).
 
     Returns
     -------
