@@ -20,6 +20,8 @@ def test_benchmark_suite_quick(tmp_path):
     data = json.loads((tmp_path / "benchmarks.json").read_text())
     # the suite's own correctness checks: lorsa is at least as accurate as the reference after the same iterations
     ref = data["reference"]
-    assert ref["lorsa"]["sp, n_jobs=1"]["error"] <= ref["reference_error"]
+    for run in ref["lorsa"].values():  # every engine and thread count: no worse than the reference
+        if run["solver"] == "sp":
+            assert run["error"] <= ref["reference_error"]
     assert data["million"]["error"] <= 1e-4
     assert (tmp_path / "docs" / "benchmark_scaling.png").stat().st_size > 1000

@@ -29,6 +29,17 @@ _STEPS = ("normalized", "paper")
 _THRESHOLDS = ("topk", "schedule")
 _INITS = ("random", "moments")
 _LAYOUTS = ("auto", "rows", "gram")
+_ENGINES = ("auto", "numpy", "numba")
+
+
+def _resolve_engine(engine: str) -> str:
+    """``engine`` as run: "auto" is "numba" when numba is installed, else "numpy"; "numba" must be installed."""
+    v.check_choice("engine", engine, _ENGINES)
+    installed = importlib.util.find_spec("numba") is not None
+    if engine == "numba" and not installed:
+        raise ImportError("engine='numba' needs numba, which is not installed: pip install 'lorsa[fast]' "
+                          "(or use engine='numpy')")
+    return "numba" if engine == "numba" or (engine == "auto" and installed) else "numpy"
 
 
 def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, median_rows: float) -> str:
@@ -109,6 +120,12 @@ class LRSRegressor(ParamsMixin):
         installed to pin BLAS (the ``experiments`` extra), else 1; ``-1``: one per core; 1: this thread, BLAS as
         configured. Results agree across ``n_jobs`` to round-off (BLAS threading changes summation order) and
         are identical for the same ``n_jobs`` and seed.
+    engine : {"auto", "numpy", "numba"}, default "auto"
+        How the per-task pass over Gram blocks runs with ``solver="sp"``: numpy calls batched over the tasks of a
+        block, or one compiled loop that fuses subspace pursuit with the U-step statistics
+        (:mod:`lorsa.solvers.gram_pass_compiled`, about 4x faster per iteration; needs ``numba``, the ``fast``
+        extra). Both compute the same fit (agreement to round-off is tested). ``"auto"``: numba when installed.
+        Row blocks, other solvers and private fits always use numpy.
     random_state : int, Generator or None
         Seed for the random initialisation and sample splitting: the same seed gives the same model.
     verbose : bool, default False
@@ -143,7 +160,7 @@ class LRSRegressor(ParamsMixin):
                  sparse_steps: int = 5, step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  u_solver: str = "auto", init: str | np.ndarray = "moments", fit_basis: bool = True,
                  max_iter: int = 100, tol: float | None = None, cg_tol: float = 1e-10, sample_split: int | None = None,
-                 dtype: str = "float64", layout: str = "auto", n_jobs: int | None = None,
+                 dtype: str = "float64", layout: str = "auto", n_jobs: int | None = None, engine: str = "auto",
                  random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
         self.rank = rank
         self.sparsity = sparsity
@@ -164,6 +181,7 @@ class LRSRegressor(ParamsMixin):
         self.dtype = dtype
         self.layout = layout
         self.n_jobs = n_jobs
+        self.engine = engine
         self.random_state = random_state
         self.verbose = verbose
 
@@ -189,6 +207,7 @@ class LRSRegressor(ParamsMixin):
         if self.n_jobs not in (None, -1):
             v.check_int("n_jobs", self.n_jobs, 1)
         v.check_choice("layout", self.layout, _LAYOUTS)
+        engine = _resolve_engine(self.engine)
         if self.layout == "gram" and (self.sample_split or 1) > 1:
             raise ValueError("layout='gram' cannot split samples (sample_split); use layout='rows' or 'auto'")
         if not isinstance(self.fit_basis, bool):
@@ -197,7 +216,7 @@ class LRSRegressor(ParamsMixin):
                               ridge=ridge)
         config = AMHTConfig(rank=r, sparsity=k, row_sparsity=zeta, task_step=step, u_solver=self.u_solver,
                             fit_u=self.fit_basis, max_iter=max_iter, tol=tol, cg_tol=cg_tol,
-                            samples_per_nonzero=spn)
+                            samples_per_nonzero=spn, engine=engine)
         return config, dtype
 
     def _backend(self) -> Any:

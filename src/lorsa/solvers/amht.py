@@ -72,6 +72,7 @@ class AMHTConfig:
     release: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
     early_stopping: bool = True
     samples_per_nonzero: float | None = None
+    engine: str = "numpy"
 
 
 @dataclass
@@ -107,16 +108,27 @@ class BlockOutput:
 
 def block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
                active: np.ndarray, step: TaskStepConfig, run_task_step: bool, stats: Any,
-               gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
+               gram: np.ndarray | None, keep_gram: bool, engine: str = "numpy") -> BlockOutput:
     """The per-block work of a pass: the per-task step (optional) and the block's U-step statistics.
 
     ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``), None (loss only), or a callable
     ``stats(block, U, w, idx, val, target) -> (A, V)`` computing the block's statistics another way (e.g. from
-    clipped rows for differential privacy, :mod:`lorsa.privacy`; row blocks only).
+    clipped rows for differential privacy, :mod:`lorsa.privacy`; row blocks only). ``engine="numba"`` runs a Gram
+    block's subspace pursuit and statistics as one compiled loop (:mod:`.gram_pass_compiled`), same results.
     """
     is_gram = isinstance(block, GramBlock)
     if is_gram and callable(stats):
         raise ValueError("custom block statistics need the rows of every task; build the data with layout='rows'")
+    if (engine == "numba" and is_gram and run_task_step and step.method == "sp" and step.fit_w
+            and stats in (None, "exact", "cg")):
+        from .gram_pass_compiled import gram_sp_pass
+
+        w, idx, val, loss, A, V = gram_sp_pass(block.G, block.c, block.yy, U, w, idx, val, active, step.ridge,
+                                               step.n_steps, stats)
+        out = BlockOutput(w=w, idx=idx, val=val, loss=loss, A=A, V=V)
+        if stats == "cg":
+            out.diag = gram_jacobi_diagonal(block.G, w)
+        return out
     system = GramSystem(block.G, block.c, block.yy, U) if is_gram else RowSystem(block.X, block.y, U)
     if run_task_step:
         res = task_step(system, w, idx, val, active, step, sizes=block.sizes)
@@ -178,7 +190,7 @@ class _Driver:
             keep = (cfg.cache_gram and isinstance(blk, TaskBlock) and isinstance(stats, str) and stats == "exact"
                     and blk.X.shape[1] >= d)
             items.append((blk, U, self.W[ids], self.idx[ids], self.val[ids], self.active[ids], cfg.task_step,
-                          run_task_step, stats, self.gram_cache.get((data_id, j)), keep))
+                          run_task_step, stats, self.gram_cache.get((data_id, j)), keep, cfg.engine))
         outs = self.backend.map(block_pass, items)
         loss = 0.0
         A = np.zeros((d * r, d * r)) if stats == "exact" or callable(stats) else None

@@ -1,0 +1,192 @@
+"""The compiled Gram pass (engine="numba") computes what the numpy pass computes.
+
+Agreement is asserted on well-posed tasks (``m_i >= r + 2 k_i`` rows, so every least-squares solve of subspace
+pursuit, including the one on the merged support, has a unique solution). A task with fewer rows has many exact
+fits; which one a pursuit step lands on is decided by round-off, in either engine, so for those the test asserts
+what is guaranteed instead: finite, k_i-sparse, and an exact fit when ``m_i <= r + k_i``.
+
+Tolerances: the two engines solve the same small normal equations with different factorisations (per-task
+Cholesky vs batched LU, different summation order), so parameters agree to round-off amplified by the condition
+number of the per-task systems (about 1e4 here): 1e-9 relative is two orders of margin above what we measure
+(~1e-14) and far below any real disagreement (a different support moves a coefficient by O(1)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lorsa import LRSRegressor, make_lrs_regression
+from lorsa.data import GramBlock, RaggedTasks
+from lorsa.solvers.amht import block_pass
+from lorsa.solvers.task_step import TaskStepConfig, allowed_nonzeros
+
+pytest.importorskip("numba", reason="the compiled engine needs numba (pip install 'lorsa[fast]')")
+
+REL = 1e-9
+
+
+def _gram_block(seed: int, n: int = 40, d: int = 10, low: int = 8, high: int = 30, dtype=np.float64):
+    """One Gram block of ``n`` tasks with ``low..high`` rows each (``m_i < d``: a singular ``G_i``, whose pursuit
+    systems are still regular when ``m_i >= r + 2k``)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(low, high + 1, size=n)
+    task = np.repeat(np.arange(n), sizes)
+    X = rng.standard_normal((task.size, d)).astype(dtype)
+    y = rng.standard_normal(task.size).astype(dtype)
+    data = RaggedTasks.from_arrays(X, y, task, n, layout="gram", growth=100.0, block_elements=10**9)
+    assert len(data.blocks) == 1 and isinstance(data.blocks[0], GramBlock)
+    return data.blocks[0], rng
+
+
+def _state(block: GramBlock, rng: np.random.Generator, r: int, k: int, warm: bool):
+    n, d = block.c.shape
+    U, _ = np.linalg.qr(rng.standard_normal((d, r)))
+    active = np.arange(k)[None, :] < allowed_nonzeros(block.sizes, r, k)[:, None]
+    if warm:
+        w = rng.standard_normal((n, r))
+        idx = np.stack([rng.choice(d, k, replace=False) for _ in range(n)]).astype(np.int64)
+        val = rng.standard_normal((n, k)) * active
+    else:  # the initial pass: b_i = 0
+        w, idx, val = np.zeros((n, r)), np.zeros((n, k), dtype=np.int64), np.zeros((n, k))
+    return U, w, idx, val, active
+
+
+def _run(engine, block, U, w, idx, val, active, ridge, stats, n_steps=5):
+    cfg = TaskStepConfig(ridge=ridge, n_steps=n_steps)
+    return block_pass(block, U, w, idx, val, active, cfg, True, stats, None, False, engine)
+
+
+def _close(a, b, rel=REL):
+    assert a.shape == b.shape
+    if a.size == 0:
+        return
+    scale = max(float(np.max(np.abs(b))), 1.0)
+    assert np.max(np.abs(a - b)) <= rel * scale
+
+
+def _same_slots(out_a, out_b):
+    """Same support and values up to the order of slots (slot order only differs on exact ties)."""
+    key_a = np.sort(np.where(out_a.val != 0, out_a.idx, -1), axis=1)
+    key_b = np.sort(np.where(out_b.val != 0, out_b.idx, -1), axis=1)
+    assert np.array_equal(key_a, key_b)
+    _close(np.sort(out_a.val, axis=1), np.sort(out_b.val, axis=1))
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.5])
+@pytest.mark.parametrize("stats", ["exact", "cg", None])
+@pytest.mark.parametrize("warm", [False, True])
+def test_compiled_pass_matches_numpy(ridge, stats, warm):
+    block, rng = _gram_block(1)
+    U, w, idx, val, active = _state(block, rng, r=2, k=3, warm=warm)
+    ref = _run("numpy", block, U, w, idx, val, active, ridge, stats)
+    out = _run("numba", block, U, w, idx, val, active, ridge, stats)
+    _close(out.w, ref.w)
+    _same_slots(out, ref)
+    assert out.loss == pytest.approx(ref.loss, rel=REL)
+    for name in ("A", "V", "diag"):
+        a, b = getattr(out, name), getattr(ref, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            _close(a, b)
+
+
+def test_compiled_pass_float32_storage():
+    """float32 G is read as stored; the kernel accumulates in float64 where numpy forms G U in float32 (one BLAS
+    call), so the two agree to float32 round-off times the conditioning of the per-task systems."""
+    block, rng = _gram_block(2, dtype=np.float32, low=15)  # well-posed in float32 too
+    assert block.G.dtype == np.float32
+    U, w, idx, val, active = _state(block, rng, r=2, k=2, warm=True)
+    ref = _run("numpy", block, U, w, idx, val, active, 0.0, "exact")
+    out = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
+    _close(out.w, ref.w, rel=1e-5)  # float32 eps 6e-8 times condition numbers ~1e2
+    _close(out.A, ref.A, rel=1e-6)  # A is a plain sum of float32 entries in both: float32 eps times a margin
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_compiled_pass_without_sparse_part(k):
+    """k = 0 (pure representation learning) and tasks with no allowed non-zero (m_i <= r, G_i of rank m_i < r
+    included: the minimum-norm w_i through the eigenvalue fallback, as in numpy)."""
+    block, rng = _gram_block(3, low=1, high=2)
+    U, w, idx, val, active = _state(block, rng, r=2, k=k, warm=False)
+    ref = _run("numpy", block, U, w, idx, val, active, 0.0, "exact")
+    out = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
+    _close(out.w, ref.w)
+    assert np.all(out.val[~active] == 0)
+
+
+def test_compiled_pass_on_ill_posed_tasks():
+    """Tasks with fewer rows than r + 2k: finite, k_i-sparse, and an exact fit where m_i <= r + k_i."""
+    block, rng = _gram_block(5, low=1, high=7)
+    r, k = 2, 3
+    U, w, idx, val, active = _state(block, rng, r=r, k=k, warm=False)
+    out = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
+    assert np.all(np.isfinite(out.w)) and np.all(np.isfinite(out.val)) and np.isfinite(out.loss)
+    assert np.all(np.count_nonzero(out.val, axis=1) <= active.sum(axis=1))
+    theta = out.w @ U.T
+    np.add.at(theta, (np.arange(theta.shape[0])[:, None], out.idx), out.val)
+    G = block.G.astype(np.float64)
+    residual = block.yy - 2 * np.einsum("nd,nd->n", block.c, theta) + np.einsum("nd,nde,ne->n", theta, G, theta)
+    exact = block.sizes <= r + active.sum(axis=1)
+    assert exact.sum() >= 5
+    assert np.all(np.abs(residual[exact]) <= 1e-8 * np.maximum(block.yy[exact], 1.0))
+
+
+def test_compiled_pass_is_deterministic():
+    block, rng = _gram_block(4)
+    U, w, idx, val, active = _state(block, rng, r=3, k=2, warm=True)
+    a = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
+    b = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
+    for name in ("w", "idx", "val", "A", "V"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.loss == b.loss
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), r=st.integers(1, 3), k=st.integers(0, 4), d=st.integers(6, 14),
+       ridge=st.sampled_from([0.0, 0.1]), n_steps=st.integers(1, 5))
+def test_compiled_pass_matches_numpy_property(seed, r, k, d, ridge, n_steps):
+    """Random shapes (r, k, d, steps): same parameters and statistics; supports are k_i-sparse."""
+    block, rng = _gram_block(seed, n=12, d=d, low=r + 2 * k, high=3 * d)
+    U, w, idx, val, active = _state(block, rng, r=r, k=k, warm=bool(seed % 2))
+    ref = _run("numpy", block, U, w, idx, val, active, ridge, "exact", n_steps)
+    out = _run("numba", block, U, w, idx, val, active, ridge, "exact", n_steps)
+    _close(out.w, ref.w)
+    _same_slots(out, ref)
+    _close(out.A, ref.A)
+    assert np.all(np.count_nonzero(out.val, axis=1) <= active.sum(axis=1))
+
+
+@pytest.mark.parametrize("u_solver", ["exact", "cg"])
+def test_estimator_engines_agree_and_recover(u_solver):
+    """Whole fits: numba and numpy engines give the same model, both recovering Theta* (noiseless)."""
+    P = make_lrs_regression(n_tasks=300, n_samples=40, n_features=20, rank=2, sparsity=2, row_sparsity=None,
+                            random_state=0)
+    fits = {}
+    for engine in ("numpy", "numba"):
+        est = LRSRegressor(rank=2, sparsity=2, engine=engine, u_solver=u_solver, layout="gram", n_jobs=1,
+                           random_state=0).fit(P.X, P.y, tasks=P.tasks)
+        theta = est.U_ @ est.W_.T + est.B_.toarray()
+        truth = P.U @ P.W.T + P.B.toarray()
+        assert np.linalg.norm(theta - truth) <= 1e-6 * np.linalg.norm(truth)  # exact recovery
+        fits[engine] = (est, theta)
+    (a, theta_a), (b, theta_b) = fits["numpy"], fits["numba"]
+    assert a.n_iter_ == b.n_iter_
+    assert np.linalg.norm(theta_a - theta_b) <= 1e-8 * np.linalg.norm(theta_a)
+
+
+def test_engine_parameter_checked(monkeypatch):
+    P = make_lrs_regression(n_tasks=20, n_samples=15, n_features=8, rank=1, sparsity=1, row_sparsity=None,
+                            random_state=0)
+    with pytest.raises(ValueError, match="engine"):
+        LRSRegressor(engine="fortran").fit(P.X, P.y, tasks=P.tasks)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    with pytest.raises(ImportError, match=r"lorsa\[fast\]"):
+        LRSRegressor(engine="numba").fit(P.X, P.y, tasks=P.tasks)
+    est = LRSRegressor(rank=1, sparsity=1, engine="auto").fit(P.X, P.y, tasks=P.tasks)  # falls back to numpy
+    assert np.isfinite(est.loss_history_).all()
