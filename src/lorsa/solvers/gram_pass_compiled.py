@@ -341,9 +341,9 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
     r = U.shape[1]
     k = idx.shape[1]
     Ut = np.ascontiguousarray(U.T)
-    GUt = np.empty((r, d))
-    UGU = np.empty((r, r))
-    cU = np.empty(r)
+    GUt = np.empty((_GROUP, r, d))
+    UGU = np.empty((_GROUP, r, r))
+    cU = np.empty((_GROUP, r))
     p = r + 2 * k
     scratch_f = np.empty((3, d))
     scratch_i = np.empty((4, max(2 * k, 1)), dtype=np.int64)
@@ -352,17 +352,23 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
     cur = np.empty(k, dtype=np.bool_)
     for start in range(0, n, _GROUP):
         stop = min(start + _GROUP, n)
+        # G_i U for the group first: one sequential stream over the group's G_i (memory prefetch friendly),
+        # which then stay cache resident for the pursuit and the statistics
+        for i in range(start, stop):
+            Gi = G[i]
+            g = i - start
+            for j in range(d):  # (G_i U)^T, one dot product per entry along contiguous rows
+                for a in range(r):
+                    GUt[g, a, j] = _dot(Gi[j], Ut[a])
+            for a in range(r):
+                cU[g, a] = _dot(c[i], Ut[a])
+                for b in range(r):
+                    UGU[g, a, b] = _dot(Ut[a], GUt[g, b])
         for i in range(start, stop):
             Gi = G[i]
             ci = c[i]
-            for j in range(d):  # (G_i U)^T, one dot product per entry along contiguous rows
-                for a in range(r):
-                    GUt[a, j] = _dot(Gi[j], Ut[a])
-            for a in range(r):
-                cU[a] = _dot(ci, Ut[a])
-                for b in range(r):
-                    UGU[a, b] = _dot(Ut[a], GUt[b])
-            _pursuit_task(Gi, ci, Ut, GUt, UGU, cU, w[i], idx[i], val[i], active[i], ridge, n_steps,
+            g = i - start
+            _pursuit_task(Gi, ci, Ut, GUt[g], UGU[g], cU[g], w[i], idx[i], val[i], active[i], ridge, n_steps,
                           scratch_f, scratch_i, scratch_m, umask, cur)
             theta = scratch_f[0]
             Gtheta = scratch_f[1]
