@@ -6,11 +6,12 @@ This is the ``engine="numba"`` twin of :func:`lorsa.solvers.amht.block_pass` for
 the numpy path computes (:mod:`.task_step` ``_pursuit`` over a :class:`.task_systems.GramSystem`, then
 :func:`.shared_step.block_exact_statistics`), in one compiled loop over the tasks of the block:
 
-    for every task i:   G_i U, U^T G_i U, U^T c_i                     (G_i read once, then cache resident)
-                        subspace pursuit on (w_i, b_i) for ``n_steps`` steps at most, the task stopping when its
-                        support is stable (same support merge, prune, masks, ridge and solves as the numpy path)
-                        V  += (c_i - G_i b_i) w_i^T                   (right side of the U step)
-    every 8 tasks:      T_ab += sum_i w_ia w_ib G_i  for a <= b        (the Kronecker blocks of A, SPEC §2)
+    for every group of 8 tasks:
+        G_i U, U^T G_i U, U^T c_i for the 8 tasks         (one sequential stream over their G_i)
+        for each task: subspace pursuit on (w_i, b_i) for ``n_steps`` steps at most, the task stopping when its
+                       support is stable (same support merge, prune, masks, ridge and solves as the numpy path);
+                       V += (c_i - G_i b_i) w_i^T          (right side of the U step)
+        T_ab += sum_i w_ia w_ib G_i  for a <= b            (the Kronecker blocks of A, SPEC §2)
 
 so that an iteration reads each ``G_i`` from memory once, where the numpy path makes about 60 numpy calls per step
 over (n, p, p) stacks of tiny systems and reads ``G`` three times (``G U``, gathers, the statistics GEMM).
