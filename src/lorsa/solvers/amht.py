@@ -113,22 +113,15 @@ def block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: 
 
     ``stats`` is ``"exact"`` (``A`` and ``V``), ``"cg"`` (``V`` and ``diag(A)``), None (loss only), or a callable
     ``stats(block, U, w, idx, val, target) -> (A, V)`` computing the block's statistics another way (e.g. from
-    clipped rows for differential privacy, :mod:`lorsa.privacy`; row blocks only). ``engine="numba"`` runs a Gram
-    block's subspace pursuit and statistics as one compiled loop (:mod:`.gram_pass_compiled`), same results.
+    clipped rows for differential privacy, :mod:`lorsa.privacy`; row blocks only). ``engine="numba"`` runs a
+    block's subspace pursuit and statistics as one compiled loop over its tasks (same results).
     """
     is_gram = isinstance(block, GramBlock)
     if is_gram and callable(stats):
         raise ValueError("custom block statistics need the rows of every task; build the data with layout='rows'")
-    if (engine == "numba" and is_gram and run_task_step and step.method == "sp" and step.fit_w
+    if (engine == "numba" and run_task_step and step.method == "sp" and step.fit_w
             and stats in (None, "exact", "cg")):
-        from .gram_pass_compiled import gram_sp_pass
-
-        w, idx, val, loss, A, V = gram_sp_pass(block.G, block.c, block.yy, U, w, idx, val, active, step.ridge,
-                                               step.n_steps, stats)
-        out = BlockOutput(w=w, idx=idx, val=val, loss=loss, A=A, V=V)
-        if stats == "cg":
-            out.diag = gram_jacobi_diagonal(block.G, w)
-        return out
+        return _compiled_block_pass(block, U, w, idx, val, active, step, stats, gram, keep_gram)
     system = GramSystem(block.G, block.c, block.yy, U) if is_gram else RowSystem(block.X, block.y, U)
     if run_task_step:
         res = task_step(system, w, idx, val, active, step, sizes=block.sizes)
@@ -159,9 +152,39 @@ def block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: 
     return out
 
 
-def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray) -> np.ndarray:
+def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
+                         val: np.ndarray, active: np.ndarray, step: TaskStepConfig, stats: str | None,
+                         gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
+    """:func:`block_pass` with subspace pursuit and the statistics compiled (:mod:`.gram_pass_compiled`,
+    :mod:`.row_pass_compiled`); the exact statistics of a row block still need its Gram matrices (numpy)."""
+    if isinstance(block, GramBlock):
+        from .gram_pass_compiled import gram_sp_pass
+
+        w, idx, val, loss, A, V = gram_sp_pass(block.G, block.c, block.yy, U, w, idx, val, active, step.ridge,
+                                               step.n_steps, stats)
+        out = BlockOutput(w=w, idx=idx, val=val, loss=loss, A=A, V=V)
+        if stats == "cg":
+            out.diag = gram_jacobi_diagonal(block.G, w)
+        return out
+    from .row_pass_compiled import row_sp_pass
+
+    w, idx, val, loss, V, diag = row_sp_pass(block.X, block.y, block.sizes, U, w, idx, val, active, step.ridge,
+                                             step.n_steps, stats)
+    out = BlockOutput(w=w, idx=idx, val=val, loss=loss, V=V, diag=diag)
+    if stats == "exact":
+        gram = block_gram(block.X) if gram is None else gram
+        out.A = block_exact_statistics(gram, w)
+        out.gram = gram if keep_gram else None
+    return out
+
+
+def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray, engine: str = "numpy") -> np.ndarray:
     if isinstance(block, GramBlock):
         return gram_normal_matvec(block.G, w, D)
+    if engine == "numba":
+        from .row_pass_compiled import row_normal_matvec
+
+        return row_normal_matvec(block.X, block.sizes, w, D)
     return block_normal_matvec(block.X, w, D)
 
 
@@ -212,7 +235,7 @@ class _Driver:
 
     def cg_matvec(self, data: RaggedTasks) -> Callable[[np.ndarray], np.ndarray]:
         def matvec(D: np.ndarray) -> np.ndarray:
-            items = [(blk, self.W[blk.task_ids], D) for blk in data.blocks]
+            items = [(blk, self.W[blk.task_ids], D, self.config.engine) for blk in data.blocks]
             return sum(self.backend.map(_normal_matvec, items), np.zeros_like(D))
         return matvec
 

@@ -28,280 +28,16 @@ blocks in parallel.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-__all__ = ["gram_sp_pass"]
+from .compiled_pursuit import JIT, dot, pursuit_task, ridge_penalty, workspace
 
-# Re-association and fused multiply-add for vectorised reductions; NaN/inf keep their IEEE meaning.
-_JIT = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+__all__ = ["gram_sp_pass"]
 
 _GROUP = 8  # tasks whose G_i are summed into the statistics together (one read of T per 8 tasks)
 
 
-@_JIT
-def _dot(x, y):  # pragma: no cover - compiled
-    """``sum_j x_j y_j`` (vectorised: re-association allowed)."""
-    s = 0.0
-    for j in range(x.shape[0]):
-        s += x[j] * y[j]
-    return s
-
-
-@_JIT
-def _topk_abs(v, k, out, mag):  # pragma: no cover - compiled
-    """``out[:k]`` = indices of the ``k`` largest ``|v|``, by decreasing magnitude, ties by lower index (one scan
-    keeping a sorted list; ``mag`` is scratch of length ``k``)."""
-    if k == 0:
-        return
-    count = 0
-    for p in range(v.shape[0]):
-        a = abs(v[p])
-        if count == k and not a > mag[k - 1]:
-            continue
-        j = count if count < k else k - 1  # slot freed for the new entry
-        while j > 0 and a > mag[j - 1]:  # strict: equal magnitudes keep the lower index first
-            mag[j] = mag[j - 1]
-            out[j] = out[j - 1]
-            j -= 1
-        mag[j] = a
-        out[j] = p
-        if count < k:
-            count += 1
-
-
-@_JIT
-def _cholesky(M, p, ridge, L, inv):  # pragma: no cover - compiled
-    """Cholesky ``L L^T = M[:p, :p] + ridge I`` (lower triangle of ``M`` read) with ``inv = 1 / diag(L)``; False
-    when it fails or its pivots bound the condition number above 1e10 (then use :func:`_solve_eigh`)."""
-    for j in range(p):
-        s = M[j, j] + ridge
-        for q in range(j):
-            s -= L[j, q] * L[j, q]
-        if not s > 0.0:
-            return False
-        L[j, j] = np.sqrt(s)
-        inv[j] = 1.0 / L[j, j]
-        for i in range(j + 1, p):
-            s2 = M[i, j]
-            for q in range(j):
-                s2 -= L[i, q] * L[j, q]
-            L[i, j] = s2 * inv[j]
-    if p == 0:
-        return True
-    lo = L[0, 0]
-    hi = L[0, 0]
-    for j in range(1, p):
-        lo = min(lo, L[j, j])
-        hi = max(hi, L[j, j])
-    return lo > 1e-5 * max(hi, 1e-300)
-
-
-@_JIT
-def _cholesky_solve(L, inv, rhs, p, x):  # pragma: no cover - compiled
-    """``x[:p]`` solving ``L L^T x = rhs[:p]`` (the leading ``p`` rows of a factor solve the leading system)."""
-    for i in range(p):
-        s = rhs[i]
-        for q in range(i):
-            s -= L[i, q] * x[q]
-        x[i] = s * inv[i]
-    for i in range(p - 1, -1, -1):
-        s = x[i]
-        for q in range(i + 1, p):
-            s -= L[q, i] * x[q]
-        x[i] = s * inv[i]
-
-
-@_JIT
-def _solve_eigh(M, rhs, p, ridge, x):  # pragma: no cover - compiled
-    """Minimum-norm solution through the eigendecomposition, eigenvalues below ``1e-13`` of the largest dropped
-    (the fallback of :func:`lorsa.kernels.batched_solve`)."""
-    A = np.empty((p, p))
-    for i in range(p):
-        for j in range(p):
-            A[i, j] = M[max(i, j), min(i, j)]
-        A[i, i] += ridge
-    vals, vecs = np.linalg.eigh(A)
-    cutoff = 1e-13 * max(vals[p - 1], 1e-300)
-    for j in range(p):
-        x[j] = 0.0
-    for q in range(p):
-        if vals[q] > cutoff:
-            s = 0.0
-            for i in range(p):
-                s += vecs[i, q] * rhs[i]
-            s /= vals[q]
-            for j in range(p):
-                x[j] += vecs[j, q] * s
-
-
-@_JIT
-def _solve_psd(M, rhs, p, ridge, L, inv, x):  # pragma: no cover - compiled
-    """``x[:p]`` solving ``(M[:p, :p] + ridge I) x = rhs[:p]`` for a symmetric PSD ``M`` (lower triangle read);
-    returns whether ``L, inv`` hold a usable Cholesky factor."""
-    if _cholesky(M, p, ridge, L, inv):
-        _cholesky_solve(L, inv, rhs, p, x)
-        return True
-    _solve_eigh(M, rhs, p, ridge, x)
-    return False
-
-
-@_JIT
-def _state(Gi, GUt, Ut, w, idx, val, theta, Gtheta):  # pragma: no cover - compiled
-    """``theta = U w + b`` and ``G_i theta = (G_i U) w + sum_q G_i[idx_q, :] val_q`` (``G_i`` symmetric;
-    ``Ut = U^T``, ``GUt = (G_i U)^T``, both (r, d))."""
-    r, d = Ut.shape
-    theta[:] = 0.0
-    Gtheta[:] = 0.0
-    for a in range(r):
-        wa = w[a]
-        u = Ut[a]
-        gu = GUt[a]
-        for p in range(d):
-            theta[p] += u[p] * wa
-            Gtheta[p] += gu[p] * wa
-    for q in range(idx.shape[0]):
-        v = val[q]
-        if v != 0.0:
-            j = idx[q]
-            theta[j] += v
-            row = Gi[j]
-            for p in range(d):
-                Gtheta[p] += row[p] * v
-
-
-@_JIT
-def _mask(M, rhs, offset, p, mask):  # pragma: no cover - compiled
-    """Decouple masked slots ``offset + q``: zero row and column, unit diagonal, zero right side."""
-    for q in range(mask.shape[0]):
-        if not mask[q]:
-            j = offset + q
-            for i in range(p):
-                M[i, j] = 0.0
-                M[j, i] = 0.0
-            M[j, j] = 1.0
-            rhs[j] = 0.0
-
-
-@_JIT
-def _same_support(old, new, act):  # pragma: no cover - compiled
-    """Whether the active slots of ``old`` and ``new`` hold the same multiset of indices."""
-    k = act.shape[0]
-    for q in range(k):
-        if act[q]:
-            n_new = 0
-            n_old = 0
-            for s in range(k):
-                if act[s]:
-                    n_new += new[s] == new[q]
-                    n_old += old[s] == new[q]
-            if n_new != n_old:
-                return False
-    return True  # equal counts of every index of new, and both hold sum(act) entries
-
-
-@_JIT
-def _pursuit_task(Gi, ci, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, scratch_f, scratch_i, scratch_m,
-                  umask, cur):  # pragma: no cover - compiled
-    """Subspace pursuit for one task, in place on ``w, idx, val`` (see :func:`lorsa.solvers.task_step._pursuit`).
-    Leaves ``theta, G theta`` of the final iterate in ``scratch_f[0], scratch_f[1]``."""
-    r, d = Ut.shape
-    k = idx.shape[0]
-    pu = r + 2 * k
-    pk = r + k
-    theta = scratch_f[0]
-    Gtheta = scratch_f[1]
-    g = scratch_f[2]
-    Mu = scratch_m[0]
-    Mk = scratch_m[1]
-    L = scratch_m[2]
-    ru = scratch_m[3, 0]
-    rk = scratch_m[3, 1]
-    sol = scratch_m[3, 2]
-    uval = scratch_m[3, 3, :2 * k]
-    inv = scratch_m[3, 5]
-    union = scratch_i[0, :2 * k]
-    extra = scratch_i[1, :k]
-    keep = scratch_i[2, :k]
-    new_idx = scratch_i[3, :k]
-    mag = scratch_m[3, 4, :k]
-    _state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
-    for _ in range(n_steps):
-        changed_mask = False
-        for q in range(k):
-            cur[q] = act[q] and val[q] != 0.0
-            if cur[q] != act[q]:
-                changed_mask = True
-        for p in range(d):
-            g[p] = ci[p] - Gtheta[p]
-        if ridge != 0.0:
-            for q in range(k):
-                if cur[q]:
-                    g[idx[q]] -= ridge * val[q]
-        for q in range(k):
-            if cur[q]:
-                g[idx[q]] = 0.0
-        _topk_abs(g, k, extra, mag)
-        for q in range(k):
-            union[q] = idx[q]
-            umask[q] = cur[q]
-            taken = False
-            for s in range(k):
-                if cur[s] and extra[q] == idx[s]:
-                    taken = True
-            union[k + q] = extra[q]
-            umask[k + q] = act[q] and not taken
-        for a in range(r):
-            ru[a] = cU[a]
-            for b in range(r):
-                Mu[a, b] = UGU[a, b]
-        for s in range(2 * k):  # lower triangle of [[U^T G U, .], [G_{T,:} U, G_{T,T}]] (T = union)
-            js = union[s]
-            ru[r + s] = ci[js]
-            for a in range(r):
-                Mu[r + s, a] = GUt[a, js]
-            row = Gi[js]
-            for u in range(s + 1):
-                Mu[r + s, r + u] = row[union[u]]
-        _mask(Mu, ru, r, pu, umask)
-        factored = _solve_psd(Mu, ru, pu, ridge, L, inv, sol)
-        for s in range(2 * k):
-            uval[s] = sol[r + s] if umask[s] else 0.0
-        _topk_abs(uval, k, keep, mag)
-        stable = factored
-        for q in range(k):
-            stable = stable and cur[q] and keep[q] < k
-        if stable:
-            # the kept slots are the current support, the leading unknowns of the union system: its factor's
-            # leading block solves the restricted system (same equations as the gather below)
-            _cholesky_solve(L, inv, ru, pk, rk)
-            for a in range(r):
-                sol[a] = rk[a]
-            for q in range(k):
-                sol[r + q] = rk[r + keep[q]]
-        else:
-            for x in range(pk):
-                sx = x if x < r else r + keep[x - r]
-                rk[x] = ru[sx]
-                for y in range(x + 1):
-                    sy = y if y < r else r + keep[y - r]
-                    Mk[x, y] = Mu[max(sx, sy), min(sx, sy)]
-            _mask(Mk, rk, r, pk, act)
-            _solve_psd(Mk, rk, pk, ridge, L, inv, sol)
-        for q in range(k):
-            new_idx[q] = union[keep[q]]
-        moved = changed_mask or not _same_support(idx, new_idx, act)
-        for a in range(r):
-            w[a] = sol[a]
-        for q in range(k):
-            idx[q] = new_idx[q]
-            val[q] = sol[r + q] if act[q] else 0.0
-        _state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
-        if not moved:
-            break
-
-
-@_JIT
+@JIT
 def _accumulate_statistics(G, w, start, stop, pair_a, pair_b, T):  # pragma: no cover - compiled
     """``T[pair] += sum_{i in [start, stop)} w_ia w_ib G_i`` (flattened ``G_i``), 8 tasks per read of ``T``."""
     n_pairs = pair_a.shape[0]
@@ -335,7 +71,7 @@ def _accumulate_statistics(G, w, start, stop, pair_a, pair_b, T):  # pragma: no 
         i += 1
 
 
-@_JIT
+@JIT
 def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats, pair_a, pair_b, loss, V, T):
     # pragma: no cover - compiled
     n, d, _ = G.shape
@@ -345,12 +81,10 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
     GUt = np.empty((_GROUP, r, d))
     UGU = np.empty((_GROUP, r, r))
     cU = np.empty((_GROUP, r))
-    p = r + 2 * k
-    scratch_f = np.empty((3, d))
-    scratch_i = np.empty((4, max(2 * k, 1)), dtype=np.int64)
-    scratch_m = np.empty((4, max(p, 6), p))
-    umask = np.empty(2 * k, dtype=np.bool_)
-    cur = np.empty(k, dtype=np.bool_)
+    vectors = np.empty((3, d))
+    space = workspace(r, k, 0)
+    no_rows = np.zeros((1, 1), dtype=G.dtype)
+    no_y = np.zeros(1)
     for start in range(0, n, _GROUP):
         stop = min(start + _GROUP, n)
         # G_i U for the group first: one sequential stream over the group's G_i (memory prefetch friendly),
@@ -360,33 +94,26 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
             g = i - start
             for j in range(d):  # (G_i U)^T, one dot product per entry along contiguous rows
                 for a in range(r):
-                    GUt[g, a, j] = _dot(Gi[j], Ut[a])
+                    GUt[g, a, j] = dot(Gi[j], Ut[a])
             for a in range(r):
-                cU[g, a] = _dot(c[i], Ut[a])
+                cU[g, a] = dot(c[i], Ut[a])
                 for b in range(r):
-                    UGU[g, a, b] = _dot(Ut[a], GUt[g, b])
+                    UGU[g, a, b] = dot(Ut[a], GUt[g, b])
         for i in range(start, stop):
             Gi = G[i]
             ci = c[i]
             g = i - start
-            _pursuit_task(Gi, ci, Ut, GUt[g], UGU[g], cU[g], w[i], idx[i], val[i], active[i], ridge, n_steps,
-                          scratch_f, scratch_i, scratch_m, umask, cur)
-            theta = scratch_f[0]
-            Gtheta = scratch_f[1]
+            pursuit_task(False, Gi, ci, no_rows, no_y, 0, no_y.reshape(1, 1), Ut, GUt[g], UGU[g], cU[g], w[i],
+                         idx[i], val[i], active[i], ridge, n_steps, vectors, space)
+            theta = vectors[0]
+            Gtheta = vectors[1]
             obj = yy[i]
             for j in range(d):
                 obj += theta[j] * Gtheta[j] - 2.0 * ci[j] * theta[j]
             obj = 0.5 * max(obj, 0.0)
-            if ridge != 0.0:
-                pen = 0.0
-                for a in range(r):
-                    pen += w[i, a] * w[i, a]
-                for q in range(k):
-                    pen += val[i, q] * val[i, q]
-                obj += 0.5 * ridge * pen
-            loss[i] = obj
+            loss[i] = obj + ridge_penalty(w[i], val[i], ridge)
             if stats > 0:
-                target = scratch_f[2]
+                target = vectors[2]
                 for j in range(d):
                     target[j] = ci[j]
                 for q in range(k):
