@@ -121,11 +121,12 @@ class LRSRegressor(ParamsMixin):
         configured. Results agree across ``n_jobs`` to round-off (BLAS threading changes summation order) and
         are identical for the same ``n_jobs`` and seed.
     engine : {"auto", "numpy", "numba"}, default "auto"
-        How the per-task pass over Gram blocks runs with ``solver="sp"``: numpy calls batched over the tasks of a
-        block, or one compiled loop that fuses subspace pursuit with the U-step statistics
-        (:mod:`lorsa.solvers.gram_pass_compiled`, about 4x faster per iteration; needs ``numba``, the ``fast``
-        extra). Both compute the same fit (agreement to round-off is tested). ``"auto"``: numba when installed.
-        Row blocks, other solvers and private fits always use numpy.
+        How the per-task pass runs with ``solver="sp"``: numpy calls batched over the tasks of a block, or one
+        compiled loop over them that fuses subspace pursuit with the U-step statistics
+        (:mod:`lorsa.solvers.gram_pass_compiled`, :mod:`lorsa.solvers.row_pass_compiled`; about 3x faster per
+        iteration; needs ``numba``, the ``fast`` extra). Both compute the same fit (agreement to round-off is
+        tested). ``"auto"``: numba when installed. The ``htp``/``iht`` solvers, fixed ``w_i`` and private fits
+        always use numpy.
     random_state : int, Generator or None
         Seed for the random initialisation and sample splitting: the same seed gives the same model.
     verbose : bool, default False
@@ -151,6 +152,8 @@ class LRSRegressor(ParamsMixin):
         Whether a ``tol`` criterion stopped the fit (else ``max_iter`` did).
     u_solver_ : str
         The U solver used.
+    engine_ : str
+        The engine the fit ran with ("numpy" or "numba"; not saved in the model file).
     n_features_in_ : int
         ``d``.
     """
@@ -301,6 +304,7 @@ class LRSRegressor(ParamsMixin):
         self.initial_loss_ = float(result.initial_loss)
         self.converged_ = bool(result.converged)
         self.u_solver_ = config.u_solver
+        self.engine_ = config.engine
         self.n_features_in_ = d
         self._index = TaskIndex(tasks)
 
