@@ -33,13 +33,18 @@ _ENGINES = ("auto", "numpy", "numba")
 
 
 def _resolve_engine(engine: str) -> str:
-    """``engine`` as run: "auto" is "numba" when numba is installed, else "numpy"; "numba" must be installed."""
+    """``engine`` as run: "auto" is "numba" when numba imports, else "numpy"; "numba" must import."""
     v.check_choice("engine", engine, _ENGINES)
-    installed = importlib.util.find_spec("numba") is not None
-    if engine == "numba" and not installed:
-        raise ImportError("engine='numba' needs numba, which is not installed: pip install 'lorsa[fast]' "
-                          "(or use engine='numpy')")
-    return "numba" if engine == "numba" or (engine == "auto" and installed) else "numpy"
+    if engine == "numpy":
+        return "numpy"
+    try:
+        import numba  # noqa: F401  (imported here once; the compiled kernels import it again for free)
+    except Exception as exc:  # not installed, or installed but unusable (e.g. built for another numpy)
+        if engine == "numba":
+            raise ImportError(f"engine='numba' needs numba, which cannot be imported ({exc}): "
+                              "pip install 'lorsa[fast]' (or use engine='numpy')") from exc
+        return "numpy"
+    return "numba"
 
 
 def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, median_rows: float) -> str:
