@@ -130,7 +130,7 @@ class LRSRegressor(ParamsMixin):
         compiled loop over them that fuses subspace pursuit with the U-step statistics
         (:mod:`lorsa.solvers.gram_pass_compiled`, :mod:`lorsa.solvers.row_pass_compiled`; about 3x faster per
         iteration; needs ``numba``, the ``fast`` extra). Both compute the same fit (agreement to round-off is
-        tested). ``"auto"``: numba when installed. The ``htp``/``iht`` solvers, fixed ``w_i`` and private fits
+        tested). ``"auto"``: numba if it imports. The ``htp``/``iht`` solvers, fixed ``w_i`` and private fits
         always use numpy.
     random_state : int, Generator or None
         Seed for the random initialisation and sample splitting: the same seed gives the same model.
