@@ -55,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--tol", type=nonnegative_float, default=None,
                      help="stopping tolerance on the subspace change and the relative objective change "
                           "(default: 1e-8 with float64, 1e-5 with float32)")
-    fit.add_argument("--init", choices=("random", "moments"), default="random",
-                     help="initial U: random orthonormal or method of moments (SPEC §4)")
+    fit.add_argument("--init", choices=("random", "moments"), default=None,
+                     help="initial U: method of moments (SPEC §4; the default, as in LRSRegressor) or random "
+                          "orthonormal (the default with --epsilon, where a moments start costs privacy budget)")
     fit.add_argument("--u-solver", choices=("auto", "exact", "cg"), default="auto",
                      help="U step: exact normal equations, conjugate gradients, or picked by cost")
     fit.add_argument("--dtype", choices=("float64", "float32"), default="float64",
@@ -211,7 +212,8 @@ def run_fit(args: argparse.Namespace) -> int:
         est = _private_estimator(args)
     else:
         est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
-                           ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol, init=args.init,
+                           ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol,
+                           init=args.init or "moments",
                            u_solver=args.u_solver, dtype=args.dtype, random_state=args.seed)
     start = time.perf_counter()
     progress = None if args.quiet else _iteration_progress(est.max_iter)
@@ -246,7 +248,7 @@ def _private_estimator(args: argparse.Namespace) -> Any:
     return PrivateLRSRegressor(rank=args.rank, sparsity=args.sparsity, epsilon=args.epsilon, delta=args.delta,
                                max_rows=args.max_rows, feature_scale=args.feature_scale,
                                target_scale=args.target_scale, ridge=args.ridge, max_iter=args.max_iter or 6,
-                               init=args.init, dtype=args.dtype, random_state=None)
+                               init=args.init or "random", dtype=args.dtype, random_state=None)
 
 
 # ---------------------------------------------------------------------- predict / adapt
