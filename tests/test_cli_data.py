@@ -219,3 +219,14 @@ def test_bad_option_values_are_refused_by_argparse(tmp_path, capsys):
         main(["fit", "x.csv", "-o", "m.npz", "--task-column", "t", "--target-column", "y", "--features", "a",
               "--feature-prefix", "x"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_fit_defaults_to_the_library_start(frames, tmp_path):
+    """Without --init the CLI fits what LRSRegressor fits by default (the moments start, SPEC §4)."""
+    train, _ = frames
+    data = _write(train, tmp_path / "train.csv")
+    assert main(["fit", data, "-o", str(tmp_path / "m.npz"), *FIT]) == 0
+    cols = [f"x_{j}" for j in range(12)]
+    est = LRSRegressor(rank=2, sparsity=2, random_state=3).fit(train[cols].to_numpy(), train["rating"].to_numpy(),
+                                                               tasks=train["user"].to_numpy())
+    np.testing.assert_allclose(LRSRegressor.load(tmp_path / "m.npz").U_, est.U_, atol=1e-12)
