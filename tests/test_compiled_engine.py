@@ -174,9 +174,12 @@ def test_compiled_pass_matches_numpy_property(seed, r, k, d, ridge, n_steps, lay
     assert np.all(np.count_nonzero(out.val, axis=1) <= active.sum(axis=1))
 
 
-def test_row_normal_matvec_matches_numpy():
-    block, rng = _gram_block(6, layout="rows", low=1)
-    w, D = rng.standard_normal((block.X.shape[0], 3)), rng.standard_normal((block.X.shape[2], 3))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_normal_matvec_matches_numpy(layout):
+    """The CG operator of the U step, compiled (one read of each task's data) and numpy."""
+    block, rng = _gram_block(6, layout=layout, low=1)
+    n, d = block.sizes.shape[0], (block.c.shape[1] if layout == "gram" else block.X.shape[2])
+    w, D = rng.standard_normal((n, 3)), rng.standard_normal((d, 3))
     _close(_normal_matvec(block, w, D, "numba"), _normal_matvec(block, w, D, "numpy"), rel=1e-12)
 
 

@@ -179,12 +179,16 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
 
 
 def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray, engine: str = "numpy") -> np.ndarray:
-    if isinstance(block, GramBlock):
-        return gram_normal_matvec(block.G, w, D)
     if engine == "numba":
+        if isinstance(block, GramBlock):
+            from .gram_pass_compiled import gram_normal_matvec as compiled_gram_matvec
+
+            return compiled_gram_matvec(block.G, w, D)
         from .row_pass_compiled import row_normal_matvec
 
         return row_normal_matvec(block.X, block.sizes, w, D)
+    if isinstance(block, GramBlock):
+        return gram_normal_matvec(block.G, w, D)
     return block_normal_matvec(block.X, w, D)
 
 

@@ -15,6 +15,8 @@ the numpy path computes (:mod:`.task_step` ``_pursuit`` over a :class:`.task_sys
 
 so that an iteration reads each ``G_i`` from memory once, where the numpy path makes about 60 numpy calls per step
 over (n, p, p) stacks of tiny systems and reads ``G`` three times (``G U``, gathers, the statistics GEMM).
+:func:`gram_normal_matvec` is the CG operator of the U step (used when the exact ``(dr)^3`` solve is too large),
+one read of each ``G_i`` per product.
 
 The small systems (``p = r + 2k`` unknowns) are solved by Cholesky; a system whose Cholesky fails or whose pivots
 bound its condition number above ``1e10`` is solved by the eigenvalue pseudo-inverse with cut-off ``1e-13``, the
@@ -32,7 +34,7 @@ import numpy as np
 
 from .compiled_pursuit import JIT, dot, pursuit_task, ridge_penalty, workspace
 
-__all__ = ["gram_sp_pass"]
+__all__ = ["gram_sp_pass", "gram_normal_matvec"]
 
 _GROUP = 8  # tasks whose G_i are summed into the statistics together (one read of T per 8 tasks)
 
@@ -129,6 +131,33 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
                         Va[j] += target[j] * wa
         if stats > 1:
             _accumulate_statistics(Gflat, w, start, stop, pair_a, pair_b, T)
+
+
+@JIT
+def _gram_normal_matvec(G, w, D, out):  # pragma: no cover - compiled
+    n, d, _ = G.shape
+    r = w.shape[1]
+    v = np.empty(d)
+    for i in range(n):
+        Gi = G[i]
+        for p in range(d):
+            acc = 0.0
+            for a in range(r):
+                acc += D[p, a] * w[i, a]
+            v[p] = acc
+        for p in range(d):
+            s = dot(Gi[p], v)
+            for a in range(r):
+                out[a, p] += s * w[i, a]
+
+
+def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """The CG operator of the U step over a Gram block, ``sum_i G_i D w_i w_i^T``, reading each ``G_i`` once:
+    (d, r) -> (d, r) float64 (:func:`.shared_step.gram_normal_matvec` is the numpy twin)."""
+    out = np.zeros((w.shape[1], G.shape[1]))
+    _gram_normal_matvec(np.ascontiguousarray(G), np.ascontiguousarray(w, dtype=np.float64),
+                        np.ascontiguousarray(D, dtype=np.float64), out)
+    return out.T.copy()
 
 
 def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
