@@ -36,6 +36,16 @@ def test_privacy_experiment_tiny_writes_results(tmp_path) -> None:
     assert "ε=1" in table and "non private" in table and "| synthetic | 300 |" in table
 
 
+def test_random_u_reference_is_random() -> None:
+    """The "random U" reference freezes a random basis, not the library's default (moments) start: it must stay
+    far from the truth while the non-private fit finds it."""
+    config = PrivacyConfig(epsilons=(8.0,), n_tasks=(2000,), n_features=6, rank=1, sparsity=0, n_samples=20,
+                           n_test=4, noise=0.1, max_iter=4, seeds=(0,))
+    rows = {row["method"]: row for row in run_privacy(config, None, progress=False).rows}
+    assert rows["non_private"]["subspace_error"] < 0.05
+    assert rows["random_U"]["subspace_error"] > 0.3  # a random line in R^6 is ~0.9 away (measured 0.93)
+
+
 def _write_tiny_movielens(folder: Path, n_users: int = 30, n_movies: int = 40, per_user: int = 20) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)

@@ -229,7 +229,7 @@ def _run(c: PrivacyConfig, p: _Problem, seed: int, bar: Progress) -> list[dict[s
         ("non_private", math.inf, LRSRegressor(**common)),
         ("clipping_only", math.inf, PrivateLRSRegressor(epsilon=math.inf, max_iter=c.max_iter, **p.bounds,
                                                         **common)),
-        ("random_U", math.inf, LRSRegressor(fit_basis=False, **common)),
+        ("random_U", math.inf, LRSRegressor(fit_basis=False, init="random", **common)),  # a random frozen U
     ]
     fits += [("private", float(eps), PrivateLRSRegressor(epsilon=float(eps), delta=c.delta, max_iter=c.max_iter,
                                                          **p.bounds, **common)) for eps in c.epsilons]
