@@ -33,7 +33,7 @@ REL = 1e-9
 LAYOUTS = ["gram", "rows"]
 
 
-def _gram_block(seed: int, n: int = 40, d: int = 10, low: int = 8, high: int = 30, dtype=np.float64,
+def _block(seed: int, n: int = 40, d: int = 10, low: int = 8, high: int = 30, dtype=np.float64,
                 layout: str = "gram"):
     """One block (Gram or padded rows) of ``n`` tasks with ``low..high`` rows each (``m_i < d``: a singular
     ``G_i``, whose pursuit systems are still regular when ``m_i >= r + 2k``)."""
@@ -87,7 +87,7 @@ def _same_slots(out_a, out_b):
 @pytest.mark.parametrize("stats", ["exact", "cg", None])
 @pytest.mark.parametrize("warm", [False, True])
 def test_compiled_pass_matches_numpy(layout, ridge, stats, warm):
-    block, rng = _gram_block(1, layout=layout)
+    block, rng = _block(1, layout=layout)
     U, w, idx, val, active = _state(block, rng, r=2, k=3, warm=warm)
     ref = _run("numpy", block, U, w, idx, val, active, ridge, stats)
     out = _run("numba", block, U, w, idx, val, active, ridge, stats)
@@ -106,7 +106,7 @@ def test_compiled_pass_float32_storage(layout):
     """float32 data are read as stored; the kernel accumulates in float64 where numpy forms G U or X U and the
     small normal equations in float32 (BLAS), so the two agree to float32 round-off times the conditioning of the
     per-task systems."""
-    block, rng = _gram_block(2, dtype=np.float32, low=15, layout=layout)  # well-posed in float32 too
+    block, rng = _block(2, dtype=np.float32, low=15, layout=layout)  # well-posed in float32 too
     assert (block.G if layout == "gram" else block.X).dtype == np.float32
     U, w, idx, val, active = _state(block, rng, r=2, k=2, warm=True)
     ref = _run("numpy", block, U, w, idx, val, active, 0.0, "exact")
@@ -120,7 +120,7 @@ def test_compiled_pass_float32_storage(layout):
 def test_compiled_pass_without_sparse_part(layout, k):
     """k = 0 (pure representation learning) and tasks with no allowed non-zero (m_i <= r, G_i of rank m_i < r
     included: the minimum-norm w_i through the eigenvalue fallback, as in numpy)."""
-    block, rng = _gram_block(3, low=1, high=2, layout=layout)
+    block, rng = _block(3, low=1, high=2, layout=layout)
     U, w, idx, val, active = _state(block, rng, r=2, k=k, warm=False)
     ref = _run("numpy", block, U, w, idx, val, active, 0.0, "exact")
     out = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
@@ -130,7 +130,7 @@ def test_compiled_pass_without_sparse_part(layout, k):
 
 def test_compiled_pass_on_ill_posed_tasks():
     """Tasks with fewer rows than r + 2k: finite, k_i-sparse, and an exact fit where m_i <= r + k_i."""
-    block, rng = _gram_block(5, low=1, high=7)  # (Gram: the residual is read from G_i, c_i, ||y_i||^2)
+    block, rng = _block(5, low=1, high=7)  # (Gram: the residual is read from G_i, c_i, ||y_i||^2)
     r, k = 2, 3
     U, w, idx, val, active = _state(block, rng, r=r, k=k, warm=False)
     out = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
@@ -147,7 +147,7 @@ def test_compiled_pass_on_ill_posed_tasks():
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_compiled_pass_is_deterministic(layout):
-    block, rng = _gram_block(4, layout=layout)
+    block, rng = _block(4, layout=layout)
     U, w, idx, val, active = _state(block, rng, r=3, k=2, warm=True)
     a = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
     b = _run("numba", block, U, w, idx, val, active, 0.0, "exact")
@@ -164,7 +164,7 @@ def test_compiled_pass_is_deterministic(layout):
        ridge=st.sampled_from([0.0, 0.1]), n_steps=st.integers(1, 5), layout=st.sampled_from(LAYOUTS))
 def test_compiled_pass_matches_numpy_property(seed, r, k, d, ridge, n_steps, layout):
     """Random shapes (r, k, d, steps, layout): same parameters and statistics; supports are k_i-sparse."""
-    block, rng = _gram_block(seed, n=12, d=d, low=r + 2 * k, high=3 * d, layout=layout)
+    block, rng = _block(seed, n=12, d=d, low=r + 2 * k, high=3 * d, layout=layout)
     U, w, idx, val, active = _state(block, rng, r=r, k=k, warm=bool(seed % 2))
     ref = _run("numpy", block, U, w, idx, val, active, ridge, "exact", n_steps)
     out = _run("numba", block, U, w, idx, val, active, ridge, "exact", n_steps)
@@ -177,7 +177,7 @@ def test_compiled_pass_matches_numpy_property(seed, r, k, d, ridge, n_steps, lay
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_normal_matvec_matches_numpy(layout):
     """The CG operator of the U step, compiled (one read of each task's data) and numpy."""
-    block, rng = _gram_block(6, layout=layout, low=1)
+    block, rng = _block(6, layout=layout, low=1)
     n, d = block.sizes.shape[0], (block.c.shape[1] if layout == "gram" else block.X.shape[2])
     w, D = rng.standard_normal((n, 3)), rng.standard_normal((d, 3))
     _close(_normal_matvec(block, w, D, "numba"), _normal_matvec(block, w, D, "numpy"), rel=1e-12)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["JIT", "dot", "ridge_penalty", "workspace", "pursuit_task"]
+__all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "workspace", "pursuit_task"]
 
 # Re-association and fused multiply-add for vectorised reductions; NaN/inf keep their IEEE meaning.
 JIT = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
@@ -34,6 +34,26 @@ def dot(x, y):  # pragma: no cover - compiled
     for j in range(x.shape[0]):
         s += x[j] * y[j]
     return s
+
+
+@JIT
+def combine_columns(D, w, v):  # pragma: no cover - compiled
+    """``v = D w`` for ``D (d, r)``, ``w (r,)``: a task's direction ``D w_i`` in the CG operator."""
+    for p in range(D.shape[0]):
+        acc = 0.0
+        for a in range(D.shape[1]):
+            acc += D[p, a] * w[a]
+        v[p] = acc
+
+
+@JIT
+def add_outer(out, x, coef):  # pragma: no cover - compiled
+    """``out[a, :] += coef[a] x`` for ``out (r, d)``: a task's share ``x w_i^T`` of a (transposed) statistic."""
+    for a in range(out.shape[0]):
+        ca = coef[a]
+        oa = out[a]
+        for p in range(x.shape[0]):
+            oa[p] += x[p] * ca
 
 
 @JIT

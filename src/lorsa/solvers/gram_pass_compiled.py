@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_pursuit import JIT, dot, pursuit_task, ridge_penalty, workspace
+from .compiled_pursuit import JIT, add_outer, combine_columns, dot, pursuit_task, ridge_penalty, workspace
 
 __all__ = ["gram_sp_pass", "gram_normal_matvec"]
 
@@ -124,11 +124,7 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
                         row = Gi[idx[i, q]]
                         for j in range(d):
                             target[j] -= row[j] * v
-                for a in range(r):
-                    wa = w[i, a]
-                    Va = V[a]
-                    for j in range(d):
-                        Va[j] += target[j] * wa
+                add_outer(V, target, w[i])
         if stats > 1:
             _accumulate_statistics(Gflat, w, start, stop, pair_a, pair_b, T)
 
@@ -136,19 +132,14 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
 @JIT
 def _gram_normal_matvec(G, w, D, out):  # pragma: no cover - compiled
     n, d, _ = G.shape
-    r = w.shape[1]
     v = np.empty(d)
+    s = np.empty(d)
     for i in range(n):
         Gi = G[i]
+        combine_columns(D, w[i], v)
         for p in range(d):
-            acc = 0.0
-            for a in range(r):
-                acc += D[p, a] * w[i, a]
-            v[p] = acc
-        for p in range(d):
-            s = dot(Gi[p], v)
-            for a in range(r):
-                out[a, p] += s * w[i, a]
+            s[p] = dot(Gi[p], v)
+        add_outer(out, s, w[i])
 
 
 def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarray:

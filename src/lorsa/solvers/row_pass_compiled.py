@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_pursuit import JIT, dot, pursuit_task, ridge_penalty, workspace
+from .compiled_pursuit import JIT, add_outer, combine_columns, dot, pursuit_task, ridge_penalty, workspace
 
 __all__ = ["row_sp_pass", "row_normal_matvec"]
 
@@ -45,6 +45,7 @@ def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, stats, los
     target = np.empty(m)
     Xt = np.empty(d)
     colsq = np.empty(d)
+    w2 = np.empty(r)
     no_gram = np.zeros((1, 1), dtype=X.dtype)
     for i in range(n):
         Xi = X[i]
@@ -73,46 +74,38 @@ def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, stats, los
                         s -= Xi[j, idx[i, q]] * val[i, q]
                 target[j] = s
             Xt[:] = 0.0
-            colsq[:] = 0.0
             for j in range(mi):
                 row = Xi[j]
                 tj = target[j]
                 for p in range(d):
                     Xt[p] += row[p] * tj
+            add_outer(V, Xt, w[i])
+        if stats == 1:  # the Jacobi diagonal, for the CG U step only
+            colsq[:] = 0.0
+            for j in range(mi):
+                row = Xi[j]
+                for p in range(d):
                     colsq[p] += row[p] * row[p]
             for a in range(r):
-                wa = w[i, a]
-                Va = V[a]
-                Da = diag[a]
-                for p in range(d):
-                    Va[p] += Xt[p] * wa
-                    Da[p] += colsq[p] * (wa * wa)
+                w2[a] = w[i, a] * w[i, a]
+            add_outer(diag, colsq, w2)
 
 
 @JIT
 def _row_normal_matvec(X, sizes, w, D, out):  # pragma: no cover - compiled
     n, m, d = X.shape
-    r = w.shape[1]
     v = np.empty(d)
     s = np.empty(d)
     for i in range(n):
         Xi = X[i]
-        for p in range(d):
-            acc = 0.0
-            for a in range(r):
-                acc += D[p, a] * w[i, a]
-            v[p] = acc
+        combine_columns(D, w[i], v)
         s[:] = 0.0
         for j in range(sizes[i]):
             row = Xi[j]
             z = dot(row, v)
             for p in range(d):
                 s[p] += row[p] * z
-        for a in range(r):
-            wa = w[i, a]
-            oa = out[a]
-            for p in range(d):
-                oa[p] += s[p] * wa
+        add_outer(out, s, w[i])
 
 
 def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
