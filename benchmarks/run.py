@@ -124,10 +124,8 @@ def section_reference(t: int, n_iter: int) -> dict:
     runs = [("sp", "numpy", 1), ("sp", "numpy", 2), ("iht", "numpy", 1)]
     if importlib.util.find_spec("numba") is not None:
         runs = [("sp", "numba", 1), ("sp", "numba", 2)] + runs
-        small = make_lrs_regression(n_tasks=20, n_samples=m, n_features=d, rank=r, sparsity=k, row_sparsity=None,
-                                    random_state=0)
-        LRSRegressor(rank=r, sparsity=k, engine="numba", max_iter=1).fit(small.X, small.y, tasks=small.tasks)
-    for solver, engine, n_jobs in runs:  # (the line above loaded the compiled kernel: not part of any timing)
+        warm_up(d, r, k, m, "float64", "numba")  # loads the compiled kernel: not part of any timing
+    for solver, engine, n_jobs in runs:
         est = LRSRegressor(rank=r, sparsity=k, solver=solver, init=U0, max_iter=n_iter, tol=0.0, n_jobs=n_jobs,
                            engine=engine)
         start = time.perf_counter()
