@@ -141,11 +141,8 @@ def block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndarray, idx: 
         else:
             out.diag = gram_jacobi_diagonal(block.G, w)
     elif stats == "exact":
-        if gram is None:
-            gram = block_gram(block.X)
-        out.A = block_exact_statistics(gram, w)
+        _row_exact_statistics(out, block, gram, keep_gram)
         out.V = block_rhs(block.X, target, w)
-        out.gram = gram if keep_gram else None
     elif stats == "cg":
         out.V = block_rhs(block.X, target, w)
         out.diag = block_jacobi_diagonal(block.X, w)
@@ -172,10 +169,16 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
                                              step.n_steps, stats)
     out = BlockOutput(w=w, idx=idx, val=val, loss=loss, V=V, diag=diag)
     if stats == "exact":
-        gram = block_gram(block.X) if gram is None else gram
-        out.A = block_exact_statistics(gram, w)
-        out.gram = gram if keep_gram else None
+        _row_exact_statistics(out, block, gram, keep_gram)
     return out
+
+
+def _row_exact_statistics(out: BlockOutput, block: TaskBlock, gram: np.ndarray | None, keep_gram: bool) -> None:
+    """``out.A = sum_i (w_i w_i^T) ⊗ X_i^T X_i`` of a row block, from its cached Gram matrices or new ones
+    (kept in ``out.gram`` for the next pass when ``keep_gram``)."""
+    gram = block_gram(block.X) if gram is None else gram
+    out.A = block_exact_statistics(gram, out.w)
+    out.gram = gram if keep_gram else None
 
 
 def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray, engine: str = "numpy") -> np.ndarray:
