@@ -361,6 +361,7 @@ class LRSRegressor(ParamsMixin):
         b : ndarray of shape (d,)
             Dense, at most ``k`` non-zeros.
         """
+        self._check_fitted()
         X = v.check_features(X, n_features=self.n_features_in_)
         labels, W, B = self.adapt_tasks(X, y, np.zeros(X.shape[0], dtype=np.int64), max_iter=max_iter)
         return W[0], B[:, 0].toarray().ravel()
@@ -398,7 +399,12 @@ class LRSRegressor(ParamsMixin):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted model to ``path`` (format: :mod:`lorsa.io`)."""
+        """Write the fitted model to ``path`` (format: :mod:`lorsa.io`; one atomic write)."""
+        write_model_file(path, *self._model_file_contents())
+
+    def _model_file_contents(self) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+        """``(kind, arrays, metadata)`` as :meth:`save` writes them (the CLI adds its column names to the
+        metadata and writes the file once)."""
         self._check_fitted()
         params = {k: val for k, val in self.get_params().items() if k not in ("init", "random_state")}
         params["init"] = self.init if isinstance(self.init, str) else "array"
@@ -408,7 +414,7 @@ class LRSRegressor(ParamsMixin):
                   "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "loss_history": self.loss_history_}
         attributes = {"n_iter": self.n_iter_, "converged": self.converged_, "u_solver": self.u_solver_,
                       "n_features": self.n_features_in_, "initial_loss": self.initial_loss_}
-        write_model_file(path, type(self).__name__, arrays, self._file_metadata(params, attributes))
+        return type(self).__name__, arrays, self._file_metadata(params, attributes)
 
     def _file_metadata(self, params: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
         """JSON metadata of the model file; a subclass may edit or extend it (e.g. a privacy report)."""
@@ -424,20 +430,31 @@ class LRSRegressor(ParamsMixin):
         try:
             params = dict(meta["params"])
             attrs = meta["attributes"]
+            if not isinstance(attrs, dict):
+                raise TypeError(f"attributes must be a mapping, got {type(attrs).__name__}")
             if params.get("init") == "array":
                 params["init"] = "random"
             if params.get("random_state") == "generator":
                 params["random_state"] = None
             est = cls(**params)
             U, W, tasks = arrays["U"], arrays["W"], arrays["tasks"]
+            if U.ndim != 2 or W.ndim != 2 or tasks.ndim != 1:
+                raise ValueError(f"U, W and tasks must be 2-D, 2-D and 1-D, got shapes {U.shape}, {W.shape}, "
+                                 f"{tasks.shape}")
             d, r = U.shape
             t = tasks.shape[0]
+            params_engine = est.engine
+            est.engine = "numpy"  # the parameters go through the constructor's checks (the engine is not needed)
+            est._check_params(d)
+            est.engine = params_engine
+            v.check_choice("engine", est.engine, _ENGINES)
+            if est.rank != r:
+                raise ValueError(f"params say rank {est.rank!r} but U has {r} columns")
+            _check_loaded_arrays(U, W, tasks, arrays, attrs, d)
             B = sp.csc_matrix((arrays["B_data"], arrays["B_indices"], arrays["B_indptr"]), shape=(d, t))
             B.check_format(full_check=True)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelFileError(f"{where} is inconsistent: {exc}") from exc
-        if W.shape != (t, r) or attrs.get("n_features") != d:
-            raise ModelFileError(f"{where} is inconsistent: U {U.shape}, W {W.shape}, {t} tasks")
         est.U_, est.W_, est.B_, est.tasks_ = U, W, B, tasks
         est.n_iter_ = int(attrs["n_iter"])
         est.converged_ = bool(attrs["converged"])
@@ -448,6 +465,33 @@ class LRSRegressor(ParamsMixin):
         est.iteration_times_ = np.zeros(0)
         est._index = TaskIndex(tasks)
         return est
+
+
+def _check_loaded_arrays(U: np.ndarray, W: np.ndarray, tasks: np.ndarray, arrays: dict[str, np.ndarray],
+                         attrs: dict[str, Any], d: int) -> None:
+    """Shapes, dtypes, finiteness and label order of a loaded model's arrays and attributes (ValueError)."""
+    t, r = tasks.shape[0], U.shape[1]
+    if W.shape != (t, r) or attrs.get("n_features") != d:
+        raise ValueError(f"U {U.shape}, W {W.shape}, {t} tasks and n_features {attrs.get('n_features')!r} disagree")
+    for name in ("U", "W", "B_data", "loss_history"):
+        arr = arrays[name]
+        if arr.dtype.kind != "f" or (name in ("B_data", "loss_history") and arr.ndim != 1):
+            raise ValueError(f"array {name!r} must be a float array, got dtype {arr.dtype} and shape {arr.shape}")
+        if name != "loss_history" and not np.isfinite(arr).all():
+            raise ValueError(f"array {name!r} holds NaN or inf")
+    for name in ("B_indices", "B_indptr"):
+        if arrays[name].dtype.kind not in "iu" or arrays[name].ndim != 1:
+            raise ValueError(f"array {name!r} must be a 1-D integer array, got {arrays[name].dtype}")
+    if tasks.dtype.kind not in "iU":
+        raise ValueError(f"tasks must be integer or string labels, got dtype {tasks.dtype}")
+    if t and not np.all(tasks[1:] > tasks[:-1]):
+        raise ValueError("tasks must be sorted and distinct (as fit writes them)")
+    if type(attrs.get("n_iter")) is not int or attrs["n_iter"] < 0 or type(attrs.get("converged")) is not bool:
+        raise ValueError(f"attributes n_iter / converged are malformed: {attrs.get('n_iter')!r}, "
+                         f"{attrs.get('converged')!r}")
+    v.check_choice("attributes u_solver", attrs.get("u_solver"), ("exact", "cg"))
+    if not isinstance(attrs.get("initial_loss"), int | float) or isinstance(attrs.get("initial_loss"), bool):
+        raise ValueError(f"attribute initial_loss must be a number, got {attrs.get('initial_loss')!r}")
 
 
 def _print_progress(iteration: int, loss: float, change: float) -> None:

@@ -4,13 +4,19 @@ Used by ``lorsa fit`` / ``lorsa predict`` / ``lorsa adapt`` (:mod:`lorsa.command
 Parquet) are imported only when a table is read. Every problem is reported as :class:`TableError` naming the file
 and, where there is one, the column (and the first offending row, counted from 1 after the header).
 
-Task labels are always read as strings (``"007"`` stays ``"007"``, and a label reads the same from CSV and Parquet),
-so a model fitted on one file predicts on another without type surprises.
+Task labels are always read as text, the same way from every format: ``"007"`` stays ``"007"``; ``"NA"``,
+``"None"``, ``"null"`` and ``"nan"`` are ids like any other (CSV readers would otherwise take them for missing); a
+blank id is refused in every format; integer ids stored as numbers read as their digits (``7``, also from a float
+column such as ``7.0``, which a column of integers with gaps becomes). So a model fitted on one file predicts on
+another without type surprises. Columns of dates or durations are refused as features and targets (their numbers
+would be nanoseconds), and so is a CSV header naming a column twice (a reader would silently rename one).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TableError", "TaskTable", "read_table", "select_columns", "write_table", "TABLE_SUFFIXES"]
+__all__ = ["TableError", "TaskTable", "read_table", "select_columns", "write_table", "numeric_column", "table_kind",
+           "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -48,6 +55,11 @@ class TaskTable:
     tasks: np.ndarray
     feature_columns: list[str]
     frame: Any
+
+
+def table_kind(path: str | os.PathLike) -> str:
+    """``"csv"``, ``"tsv"`` or ``"parquet"`` by the suffix of ``path`` (TableError for any other suffix)."""
+    return _kind(Path(path))
 
 
 def _kind(path: Path) -> str:
@@ -82,8 +94,9 @@ def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            dtype = {task_column: str} if task_column else None
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=dtype)
+            frame = _read_csv(path, "\t" if kind == "tsv" else ",", task_column)
+    except TableError:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise TableError(f"file {str(path)!r} is empty (no header, no rows)") from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
@@ -93,7 +106,33 @@ def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
     if frame.shape[0] == 0:
         raise TableError(f"file {str(path)!r} has a header but no data rows")
     frame.columns = [str(c) for c in frame.columns]
+    _refuse_duplicates([str(c) for c in frame.columns], path)
     return frame
+
+
+def _refuse_duplicates(names: list[str], path: Path) -> None:
+    twice = sorted(name for name, n in Counter(names).items() if n > 1)
+    if twice:
+        raise TableError(f"file {str(path)!r}: the header names column(s) {twice[:10]} more than once; rename them "
+                         f"(lorsa does not guess which one is meant)")
+
+
+def _read_csv(path: Path, sep: str, task_column: str | None) -> Any:
+    """A CSV / TSV file, its duplicate header names refused and the task column read as raw text."""
+    import pandas as pd
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        header = next(csv.reader(fh, delimiter=sep), [])
+    _refuse_duplicates(header, path)
+    if task_column is None or task_column not in header:
+        return pd.read_csv(path, sep=sep)
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES as na_strings
+    except ImportError:  # pragma: no cover - pandas moved it
+        na_strings = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+    na_values = {c: sorted(na_strings) for c in header if c != task_column}
+    return pd.read_csv(path, sep=sep, dtype={task_column: str}, keep_default_na=False, na_values=na_values)
 
 
 def _require(frame: Any, path: Path, column: str, role: str) -> None:
@@ -104,10 +143,23 @@ def _require(frame: Any, path: Path, column: str, role: str) -> None:
                          f"[{shown}{more}]")
 
 
-def _numeric(frame: Any, path: Path, column: str, role: str) -> np.ndarray:
+def numeric_column(frame: Any, path: str | os.PathLike, column: str, role: str,
+                   allow_missing: bool = False) -> np.ndarray:
+    """Column ``column`` as float64 (TableError naming the file, column and first bad row when it is not numeric,
+    holds dates or durations, or holds missing (unless ``allow_missing``: NaN) or infinite values)."""
+    path = Path(path)
+    _require(frame, path, column, role)
+    return _numeric(frame, path, column, role, allow_missing)
+
+
+def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool = False) -> np.ndarray:
     import pandas as pd
 
     series = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series) \
+            or isinstance(series.dtype, pd.PeriodDtype):
+        raise TableError(f"file {str(path)!r}: {role} column {column!r} holds dates or durations ({series.dtype}), "
+                         f"not numbers; convert it first (e.g. to days since a reference date)")
     if pd.api.types.is_bool_dtype(series):
         series = series.astype(np.float64)
     if not pd.api.types.is_numeric_dtype(series):
@@ -120,6 +172,8 @@ def _numeric(frame: Any, path: Path, column: str, role: str) -> np.ndarray:
         series = converted
     values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(values)
+    if allow_missing:
+        finite |= np.isnan(values)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         what = "missing" if np.isnan(values[row]) else "infinite"
@@ -130,7 +184,7 @@ def _numeric(frame: Any, path: Path, column: str, role: str) -> np.ndarray:
 
 def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None, target_column: str | None,
                    features: Sequence[str] | None = None, feature_prefix: str | None = None,
-                   task_name: str | None = None) -> TaskTable:
+                   task_name: str | None = None, reserved: Sequence[str] = ()) -> TaskTable:
     """Take the task labels, the target and the features out of a table.
 
     Parameters
@@ -150,19 +204,15 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
         every column other than the task and target columns is a feature.
     task_name : str, optional
         Task of every row when ``task_column`` is None.
+    reserved : sequence of str, optional
+        Further columns that are never features (e.g. a target read separately).
     """
     path = Path(path)
     if features is not None and feature_prefix is not None:
         raise TableError("give the feature columns either as a list or as a prefix, not both")
     if task_column is not None:
         _require(frame, path, task_column, "task")
-        labels = frame[task_column]
-        missing = labels.isna().to_numpy()
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            raise TableError(f"file {str(path)!r}: task column {task_column!r} has {int(missing.sum())} missing "
-                             f"value(s) (first: row {row + 1})")
-        tasks = labels.astype(str).to_numpy().astype(str)
+        tasks = _task_text(frame[task_column], path, task_column)
     elif task_name is not None:
         tasks = np.full(frame.shape[0], str(task_name))
     else:
@@ -171,7 +221,7 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     if target_column is not None:
         _require(frame, path, target_column, "target")
         y = _numeric(frame, path, target_column, "target")
-    reserved = {c for c in (task_column, target_column) if c is not None}
+    reserved = {c for c in (task_column, target_column, *reserved) if c is not None}
     if features is not None:
         columns = list(features)
         if not columns:
@@ -197,14 +247,49 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     return TaskTable(X=X, y=y, tasks=tasks, feature_columns=columns, frame=frame)
 
 
+def _task_text(labels: Any, path: Path, column: str) -> np.ndarray:
+    """Task ids as text, the same from every format (see the module docstring); missing or blank ids refused."""
+    import pandas as pd
+
+    missing = labels.isna().to_numpy()
+    if pd.api.types.is_float_dtype(labels):
+        values = labels.to_numpy(dtype=np.float64, na_value=np.nan)
+        fractional = ~missing & (values != np.round(values))
+        if fractional.any():
+            row = int(np.flatnonzero(fractional)[0])
+            raise TableError(f"file {str(path)!r}: task column {column!r} holds non-integer numbers (row {row + 1}: "
+                             f"{values[row]!r}); task ids must be text or integers")
+        if not missing.any():
+            labels = labels.astype(np.int64)
+    elif not (pd.api.types.is_integer_dtype(labels) or pd.api.types.is_string_dtype(labels)
+              or pd.api.types.is_object_dtype(labels)):
+        raise TableError(f"file {str(path)!r}: task column {column!r} has dtype {labels.dtype}; task ids must be "
+                         f"text or integers")
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise TableError(f"file {str(path)!r}: task column {column!r} has {int(missing.sum())} missing "
+                         f"value(s) (first: row {row + 1})")
+    text = labels.astype(str)
+    blank = (text.str.len() == 0).to_numpy()
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise TableError(f"file {str(path)!r}: task column {column!r} has {int(blank.sum())} blank id(s) (first: "
+                         f"row {row + 1}); every row needs a task id")
+    return text.to_numpy().astype(str)
+
+
 def write_table(frame: Any, path: str | os.PathLike) -> Path:
-    """Write a DataFrame as CSV / TSV or Parquet, by the suffix of ``path``."""
+    """Write a DataFrame as CSV / TSV or Parquet, by the suffix of ``path``, in one atomic write
+    (:func:`lorsa._files.atomic_output`: an interrupted or failed write leaves no partial file)."""
+    from ._files import atomic_output
+
     path = Path(path)
     kind = _kind(path)
     if not path.parent.exists():
         raise TableError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    if kind == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
+    with atomic_output(path, "output file") as tmp:
+        if kind == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, sep="\t" if kind == "tsv" else ",")
     return path

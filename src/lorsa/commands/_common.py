@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 __all__ = ["HelpFormatter", "add_seed", "add_quiet", "cli_errors", "positive_int", "nonnegative_int",
            "nonnegative_float", "fraction", "say"]
@@ -41,21 +44,67 @@ def say(args: argparse.Namespace, *parts: object) -> None:
         print(*parts, flush=True)
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by ``SIGTERM`` while a command runs, so that ``finally`` blocks (removal of a
+    half-written temporary file) run exactly as on Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cli_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the expected failures of a command (bad data, bad option values, unreadable files) into one line on
-    stderr, ``lorsa <command>: error: <message>``, and exit status 2, instead of a traceback."""
+    """Turn the expected failures of a command (bad data, bad option values, unreadable or unwritable files, out of
+    memory, too deep or too large values) into one line on stderr, ``lorsa <command>: error: <message>``, and exit
+    status 2, instead of a traceback; Ctrl-C and ``SIGTERM`` print one line too (exit status 130 / 143) after the
+    temporary file of an output being written has been removed."""
 
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
+        name = " ".join(str(p) for p in (getattr(args, "command", None), getattr(args, "target", None)) if p)
         try:
-            return run(args)
-        except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                PermissionError, ImportError) as exc:
-            name = " ".join(str(p) for p in (getattr(args, "command", None), getattr(args, "target", None)) if p)
-            print(f"lorsa {name}: error: {exc}", file=sys.stderr, flush=True)
+            with _sigterm_raises():
+                return run(args)
+        except KeyboardInterrupt:
+            print(f"lorsa {name}: interrupted (Ctrl-C); an output file being written was discarded",
+                  file=sys.stderr, flush=True)
+            return 130
+        except Terminated:
+            print(f"lorsa {name}: terminated (SIGTERM); an output file being written was discarded",
+                  file=sys.stderr, flush=True)
+            return 143
+        except MemoryError as exc:
+            print(f"lorsa {name}: error: out of memory ({_one_line(exc)})", file=sys.stderr, flush=True)
+            return 2
+        except RecursionError as exc:
+            print(f"lorsa {name}: error: input nested too deeply ({exc})", file=sys.stderr, flush=True)
+            return 2
+        except (ValueError, TypeError, OSError, OverflowError, ImportError) as exc:
+            print(f"lorsa {name}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
             return 2
 
     return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError
+                                                   | NotADirectoryError) and exc.strerror:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        text = f"cannot read or write{where}: {exc.strerror}"
+    return text
 
 
 def _number(kind: type, low: float | None, text: str, what: str, low_inclusive: bool = True) -> int | float:

@@ -145,32 +145,57 @@ def _column_options(parser: argparse.ArgumentParser, fitting: bool) -> None:
 
 # ---------------------------------------------------------------------- model file with column names
 def save_with_columns(est: Any, path: str | Path, columns: dict[str, Any]) -> None:
-    """``est.save(path)``, then record the data's column names in the file's metadata (key ``data_columns``)."""
-    from ..io import read_model_file, write_model_file
+    """Write ``est``'s model file with the data's column names in its metadata (key ``data_columns``), in one
+    atomic write."""
+    from ..io import write_model_file
 
-    est.save(path)
-    arrays, meta = read_model_file(path)
-    reserved = {"format", "format_version", "kind", "lorsa_version", "arrays"}
-    extra = {k: val for k, val in meta.items() if k not in reserved}
-    extra[_COLUMNS_KEY] = columns
-    write_model_file(path, meta["kind"], arrays, extra)
+    kind, arrays, meta = est._model_file_contents()
+    meta[_COLUMNS_KEY] = columns
+    write_model_file(path, kind, arrays, meta)
 
 
-def read_columns(path: str | Path) -> dict[str, Any]:
-    """The column names recorded by :func:`save_with_columns` (empty for a model saved from Python)."""
-    from ..io import read_model_file
+def read_columns(path: str | Path, n_features: int | None = None) -> dict[str, Any]:
+    """The column names recorded by :func:`save_with_columns` (empty for a model saved from Python), checked:
+    names are strings, the feature columns distinct and (given ``n_features``) as many as the model's features."""
+    from ..io import read_model_metadata
 
-    return dict(read_model_file(path)[1].get(_COLUMNS_KEY) or {})
+    return _check_columns(read_model_metadata(path).get(_COLUMNS_KEY), str(path), n_features)
+
+
+def _check_columns(columns: Any, path: str, n_features: int | None) -> dict[str, Any]:
+    from ..io import ModelFileError
+
+    if columns is None:
+        return {}
+    bad = f"model file {path!r}: recorded {_COLUMNS_KEY} are malformed"
+    if not isinstance(columns, dict) or set(columns) - {"task_column", "target_column", "feature_columns"}:
+        raise ModelFileError(f"{bad} ({str(columns)[:200]})")
+    for key in ("task_column", "target_column"):
+        if not isinstance(columns.get(key), str | None):
+            raise ModelFileError(f"{bad}: {key} must be a column name, got {columns.get(key)!r}")
+    features = columns.get("feature_columns")
+    if features is not None:
+        if not isinstance(features, list) or not all(isinstance(c, str) for c in features) \
+                or len(set(features)) != len(features):
+            raise ModelFileError(f"{bad}: feature_columns must be distinct column names")
+        if n_features is not None and len(features) != n_features:
+            raise ModelFileError(f"{bad}: {len(features)} feature columns recorded for a model of {n_features} "
+                                 f"features")
+        clash = {columns.get("task_column"), columns.get("target_column")} & set(features)
+        if clash:
+            raise ModelFileError(f"{bad}: {sorted(clash)} recorded as a feature and as the task or target column")
+    return dict(columns)
 
 
 def _load(path: str) -> tuple[Any, dict[str, Any]]:
-    from ..io import read_model_file
+    from ..io import read_model_metadata
     from ..model import LRSRegressor
     from ..privacy import PrivateLRSRegressor
 
-    kind = read_model_file(path)[1].get("kind")
-    cls = PrivateLRSRegressor if kind == PrivateLRSRegressor.__name__ else LRSRegressor
-    return cls.load(path), read_columns(path)
+    meta = read_model_metadata(path)
+    cls = PrivateLRSRegressor if meta.get("kind") == PrivateLRSRegressor.__name__ else LRSRegressor
+    est = cls.load(path)
+    return est, _check_columns(meta.get(_COLUMNS_KEY), path, est.n_features_in_)
 
 
 # ---------------------------------------------------------------------- fit
@@ -200,9 +225,12 @@ def _iteration_progress(total: int) -> _IterationProgress | None:
 def run_fit(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .._files import check_not_an_input, check_writable_target
     from ..model import LRSRegressor
     from ..tables import read_table, select_columns
 
+    check_not_an_input(args.output, [("data file", args.data)])
+    check_writable_target(args.output, "model file")
     frame = read_table(args.data, args.task_column)
     table = select_columns(frame, args.data, args.task_column, args.target_column, args.features,
                            args.feature_prefix)
@@ -286,23 +314,34 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from ..tables import TableError, read_table, select_columns, write_table
+    from .._files import check_not_an_input, check_writable_target
+    from ..tables import TableError, numeric_column, read_table, select_columns, table_kind, write_table
 
+    check_not_an_input(args.output, [("data file", args.data), ("model file", args.model)])
+    check_writable_target(args.output, "predictions file")
+    table_kind(args.output)
     est, recorded = _load(args.model)
     task_column = args.task_column or recorded.get("task_column")
     if task_column is None:
         raise ValueError("the model file records no task column; give --task-column")
+    if args.prediction_column == task_column or args.prediction_column in args.keep_columns:
+        role = "the task column" if args.prediction_column == task_column else "a --keep-columns column"
+        raise ValueError(f"--prediction-column {args.prediction_column!r} is also {role}; the output would hold "
+                         f"two columns of that name: choose another name")
     frame = read_table(args.data, task_column)
     target = args.target_column
     if target is None and recorded.get("target_column") in frame.columns:
         target = recorded["target_column"]
     features, prefix = _features(args, recorded)
-    table = select_columns(frame, args.data, task_column, target, features, prefix)
+    table = select_columns(frame, args.data, task_column, None, features, prefix,
+                           reserved=[target] if target is not None else ())
     _check_features_match(est, table, args.data)
     for column in args.keep_columns:
         if column not in frame.columns:
             raise TableError(f"file {args.data!r}: column {column!r} to keep not found; the file's columns are "
                              f"{list(frame.columns)[:20]}")
+    # The target is optional at predict time: rows without one are predicted and left out of the RMSE.
+    y = None if target is None else numeric_column(frame, args.data, target, "target", allow_missing=True)
     labels = _task_labels(est, table.tasks, args.data, task_column)
     unknown = np.setdiff1d(np.unique(labels), est.tasks_)
     if unknown.size:
@@ -315,9 +354,14 @@ def run_predict(args: argparse.Namespace) -> int:
     out[task_column] = table.tasks
     out[args.prediction_column] = pred
     write_table(out, args.output)
-    if table.y is not None:
-        rmse = float(np.sqrt(np.mean((pred - table.y) ** 2)))
-        say(args, f"RMSE against column {target!r}: {rmse:.6g}")
+    if y is not None:
+        has = ~np.isnan(y)
+        if has.any():
+            rmse = float(np.sqrt(np.mean((pred[has] - y[has]) ** 2)))
+            rows = "" if has.all() else f" on the {int(has.sum())} of {has.size} rows that have one"
+            say(args, f"RMSE against column {target!r}{rows}: {rmse:.6g}")
+        else:
+            say(args, f"column {target!r} is blank in every row: no RMSE")
     say(args, f"{pred.shape[0]} predictions written to {args.output}")
     return 0
 
@@ -326,9 +370,12 @@ def run_adapt(args: argparse.Namespace) -> int:
     import numpy as np
     import scipy.sparse as sp
 
+    from .._files import check_not_an_input, check_writable_target
     from ..model import predict_rows
     from ..tables import TableError, read_table, select_columns
 
+    check_not_an_input(args.output, [("data file", args.data)])
+    check_writable_target(args.output, "model file")
     est, recorded = _load(args.model)
     if args.task_name is not None and args.task_column is not None:
         raise ValueError("give either --task-column or --task-name, not both")
