@@ -172,19 +172,34 @@ def check_targets(y: Any, n_samples: int, name: str = "y", dtype: np.dtype | Non
     return arr
 
 
-def check_task_labels(tasks: Any, n_samples: int, name: str = "tasks") -> np.ndarray:
-    """Return task labels as a 1-D array of ints or strings, one per row.
+def check_task_labels(tasks: Any, n_samples: int, name: str = "tasks") -> Any:
+    """Return task labels as a 1-D array of int64 or strings, one per row (or the given
+    :class:`lorsa.task_labels.TaskCodes`, checked).
 
-    Labels may be integers or strings (mixed types are turned into strings only if all are strings;
-    otherwise an error is raised so that ``1`` and ``"1"`` are never silently merged).
+    Labels may be integers or strings, never a mix: ``1`` and ``"1"`` are two different ids, so a list holding both
+    is refused rather than merged. Integers must fit in int64 (a uint64 id >= 2**63 is refused, never wrapped
+    negative); floats must be whole numbers within int64; strings are at most
+    :data:`lorsa.task_labels.MAX_TASK_ID_LENGTH` characters.
     """
+    from .task_labels import TaskCodes
+
     if tasks is None:
         raise ValueError(f"{name} is required: give one task label per row of X")
+    if isinstance(tasks, TaskCodes):
+        if len(tasks) != n_samples:
+            raise ValueError(f"{name} has {len(tasks)} labels but X has {n_samples} rows; they must match")
+        check_task_labels(tasks.labels, tasks.labels.shape[0], f"{name} (label table)")
+        return tasks
     arr = np.asarray(tasks)
+    if arr.dtype.kind in "US" and not isinstance(tasks, np.ndarray):
+        arr = np.asarray(tasks, dtype=object)  # numpy turns [1, "1"] into ["1", "1"]: look at the real types
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of task labels, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} labels but X has {n_samples} rows; they must match")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds unsigned ids up to {arr.max()}, beyond the int64 range of task labels "
+                         f"(2**63 - 1); give them as strings")
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "b":
@@ -192,15 +207,36 @@ def check_task_labels(tasks: Any, n_samples: int, name: str = "tasks") -> np.nda
     if arr.dtype.kind == "f":
         if arr.size and (not np.isfinite(arr).all() or np.any(arr != np.round(arr))):
             raise ValueError(f"{name} holds non-integer floats; task labels must be integers or strings")
+        if arr.size and np.abs(arr).max() >= 2.0**63:
+            raise ValueError(f"{name} holds float ids up to {np.abs(arr).max():g}, beyond the int64 range of task "
+                             f"labels; give them as strings")
         return arr.astype(np.int64)
     if arr.dtype.kind == "U":
-        return arr
+        return _check_label_length(arr, name)
     if arr.dtype.kind == "O":
         kinds = {type(v) for v in arr.tolist()}
         if kinds and all(issubclass(k, str) for k in kinds):
-            return arr.astype(str)
+            return _check_label_length(arr.astype(str), name)
         if kinds and all(issubclass(k, numbers.Integral) and not issubclass(k, bool) for k in kinds):
-            return arr.astype(np.int64)
+            try:
+                return arr.astype(np.int64)
+            except OverflowError:
+                raise ValueError(f"{name} holds integer ids beyond the int64 range of task labels "
+                                 f"(|id| < 2**63); give them as strings") from None
         names = sorted(k.__name__ for k in kinds)
-        raise TypeError(f"{name} must hold only integers or only strings, got a mix of {names}")
+        raise TypeError(f"{name} must hold only integers or only strings (1 and '1' are different tasks), got a "
+                        f"mix of {names}")
     raise TypeError(f"{name} must hold integer or string labels, got dtype {arr.dtype}")
+
+
+def _check_label_length(arr: np.ndarray, name: str) -> np.ndarray:
+    from .task_labels import MAX_TASK_ID_LENGTH
+
+    if arr.dtype.itemsize // 4 > MAX_TASK_ID_LENGTH:
+        lengths = np.char.str_len(arr)
+        row = int(np.argmax(lengths))
+        if lengths[row] > MAX_TASK_ID_LENGTH:
+            raise ValueError(f"{name} holds an id of {lengths[row]:,} characters (index {row}: "
+                             f"{_describe(str(arr[row]))}); task ids are limited to {MAX_TASK_ID_LENGTH} characters "
+                             f"(every task's label is stored with the width of the longest): shorten or hash them")
+    return arr

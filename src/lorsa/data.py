@@ -13,6 +13,7 @@ and the unit a distributed engine ships to a worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -241,8 +242,8 @@ def _make_block(X: np.ndarray, y: np.ndarray, order: np.ndarray, offsets: np.nda
     return TaskBlock(task_ids=ids.astype(np.int64), sizes=sizes.astype(np.int64), X=Xb, y=yb)
 
 
-def encode_tasks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map task labels to indices ``0..t-1``.
+def encode_tasks(labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Map task labels (an array, or :class:`lorsa.task_labels.TaskCodes`) to indices ``0..t-1``.
 
     Returns
     -------
@@ -251,6 +252,10 @@ def encode_tasks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index : ndarray of shape (N,)
         Index of each row's label in ``unique``.
     """
+    from .task_labels import TaskCodes
+
+    if isinstance(labels, TaskCodes):
+        return labels.labels, labels.codes
     if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4 * labels.size + 1024:
         # Small non-negative integers: O(N) by counting instead of an O(N log N) sort.
         present = np.bincount(labels) > 0

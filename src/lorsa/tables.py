@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .task_labels import MAX_TASK_ID_LENGTH, TaskCodes
+
 __all__ = ["TableError", "TaskTable", "read_table", "select_columns", "write_table", "numeric_column", "table_kind",
            "TABLE_SUFFIXES"]
 
@@ -43,7 +45,8 @@ class TaskTable:
     X : ndarray of shape (N, d)
     y : ndarray of shape (N,) or None
         None when no target column was asked for.
-    tasks : ndarray of shape (N,), str
+    tasks : lorsa.task_labels.TaskCodes
+        Every row's task id (text) as a code into one table of distinct ids.
     feature_columns : list of str
         The ``d`` feature columns, in the order of ``X``'s columns.
     frame : pandas.DataFrame
@@ -214,7 +217,7 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
         _require(frame, path, task_column, "task")
         tasks = _task_text(frame[task_column], path, task_column)
     elif task_name is not None:
-        tasks = np.full(frame.shape[0], str(task_name))
+        tasks = TaskCodes.create(np.zeros(frame.shape[0], dtype=np.int64), np.array([str(task_name)]))
     else:
         raise TableError("name the task column (or, for a single task, give its name)")
     y = None
@@ -247,7 +250,7 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     return TaskTable(X=X, y=y, tasks=tasks, feature_columns=columns, frame=frame)
 
 
-def _task_text(labels: Any, path: Path, column: str) -> np.ndarray:
+def _task_text(labels: Any, path: Path, column: str) -> TaskCodes:
     """Task ids as text, the same from every format (see the module docstring); missing or blank ids refused."""
     import pandas as pd
 
@@ -258,7 +261,7 @@ def _task_text(labels: Any, path: Path, column: str) -> np.ndarray:
         if fractional.any():
             row = int(np.flatnonzero(fractional)[0])
             raise TableError(f"file {str(path)!r}: task column {column!r} holds non-integer numbers (row {row + 1}: "
-                             f"{values[row]!r}); task ids must be text or integers")
+                             f"{float(values[row])!r}); task ids must be text or integers")
         if not missing.any():
             labels = labels.astype(np.int64)
     elif not (pd.api.types.is_integer_dtype(labels) or pd.api.types.is_string_dtype(labels)
@@ -269,13 +272,22 @@ def _task_text(labels: Any, path: Path, column: str) -> np.ndarray:
         row = int(np.flatnonzero(missing)[0])
         raise TableError(f"file {str(path)!r}: task column {column!r} has {int(missing.sum())} missing "
                          f"value(s) (first: row {row + 1})")
-    text = labels.astype(str)
-    blank = (text.str.len() == 0).to_numpy()
-    if blank.any():
-        row = int(np.flatnonzero(blank)[0])
-        raise TableError(f"file {str(path)!r}: task column {column!r} has {int(blank.sum())} blank id(s) (first: "
-                         f"row {row + 1}); every row needs a task id")
-    return text.to_numpy().astype(str)
+    codes, uniques = pd.factorize(labels)  # one code per row, one table entry per distinct id
+    text = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
+    lengths = text.str.len().to_numpy()
+    for bad, what in ((lengths == 0, "a blank id"),
+                      (lengths > MAX_TASK_ID_LENGTH, f"an id longer than {MAX_TASK_ID_LENGTH} characters")):
+        if bad.any():
+            entry = int(np.flatnonzero(bad)[0])
+            rows = np.flatnonzero(codes == entry)
+            size = f" ({lengths[entry]:,} characters)" if lengths[entry] else ""
+            raise TableError(f"file {str(path)!r}: task column {column!r} has {what}{size} in {rows.size} row(s) "
+                             f"(first: row {rows[0] + 1}); every row needs a task id of 1 to {MAX_TASK_ID_LENGTH} "
+                             f"characters (longer ids cost that much memory for every task: shorten or hash them)")
+    try:
+        return TaskCodes.create(codes, text.to_numpy().astype(str))
+    except ValueError as exc:
+        raise TableError(f"file {str(path)!r}: task column {column!r}: {exc} once read as text") from exc
 
 
 def write_table(frame: Any, path: str | os.PathLike) -> Path:

@@ -223,7 +223,6 @@ def _iteration_progress(total: int) -> _IterationProgress | None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from .._files import check_not_an_input, check_writable_target
     from ..model import LRSRegressor
@@ -234,7 +233,7 @@ def run_fit(args: argparse.Namespace) -> int:
     frame = read_table(args.data, args.task_column)
     table = select_columns(frame, args.data, args.task_column, args.target_column, args.features,
                            args.feature_prefix)
-    say(args, f"{args.data}: {table.X.shape[0]} rows, {np.unique(table.tasks).size} tasks, "
+    say(args, f"{args.data}: {table.X.shape[0]} rows, {table.tasks.labels.size} tasks, "
               f"{table.X.shape[1]} features")
     if args.epsilon is not None:
         est = _private_estimator(args)
@@ -290,14 +289,17 @@ def _features(args: argparse.Namespace, recorded: dict[str, Any]) -> tuple[list[
 
 
 def _task_labels(est: Any, tasks: Any, path: str, column: str | None) -> Any:
-    """Labels as the model's type: integers when the model was fitted (from Python) on integer task ids."""
+    """Labels (:class:`lorsa.task_labels.TaskCodes`) as the model's type: integers when the model was fitted (from
+    Python) on integer task ids."""
     import numpy as np
+
+    from ..task_labels import TaskCodes
 
     if est.tasks_.dtype.kind not in "iu":
         return tasks
     try:
-        return np.asarray([int(x) for x in tasks], dtype=np.int64)
-    except ValueError:
+        return TaskCodes.create(tasks.codes, np.asarray([int(x) for x in tasks.labels], dtype=np.int64))
+    except (ValueError, OverflowError):
         raise ValueError(f"file {path!r}: task column {column!r} must hold integer task ids like the model's "
                          f"(e.g. {est.tasks_[0]!r})") from None
 
@@ -343,7 +345,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # The target is optional at predict time: rows without one are predicted and left out of the RMSE.
     y = None if target is None else numeric_column(frame, args.data, target, "target", allow_missing=True)
     labels = _task_labels(est, table.tasks, args.data, task_column)
-    unknown = np.setdiff1d(np.unique(labels), est.tasks_)
+    unknown = np.setdiff1d(labels.labels, est.tasks_)
     if unknown.size:
         shown = ", ".join(repr(x) for x in unknown[:5].tolist())
         more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
@@ -351,7 +353,7 @@ def run_predict(args: argparse.Namespace) -> int:
                          f"was never fitted on: {shown}{more}; fit them first with 'lorsa adapt'")
     pred = est.predict(table.X, tasks=labels)
     out = pd.DataFrame({c: frame[c].to_numpy() for c in args.keep_columns if c != task_column})
-    out[task_column] = table.tasks
+    out[task_column] = pd.Categorical.from_codes(table.tasks.codes, categories=table.tasks.labels)
     out[args.prediction_column] = pred
     write_table(out, args.output)
     if y is not None:
@@ -390,13 +392,13 @@ def run_adapt(args: argparse.Namespace) -> int:
     table = select_columns(frame, args.data, task_column, target, features, prefix, task_name=args.task_name)
     _check_features_match(est, table, args.data)
     labels = _task_labels(est, table.tasks, args.data, task_column)
-    known = np.intersect1d(np.unique(labels), est.tasks_)
+    known = np.intersect1d(labels.labels, est.tasks_)
     if known.size:
         where = f"task column {task_column!r}" if task_column else "--task-name"
         raise TableError(f"file {args.data!r}: {where} holds {known.size} task(s) already in the model: "
                          f"{', '.join(repr(x) for x in known[:5].tolist())}; adapt fits new tasks only")
     new_labels, W, B = est.adapt_tasks(table.X, table.y, labels, max_iter=args.max_iter)
-    index = np.searchsorted(new_labels, labels)
+    index = labels.codes  # adapt_tasks returns the new tasks in the order of labels.labels
     fitted = predict_rows(table.X, index, est.U_, W, B)
     all_labels = np.concatenate([est.tasks_, new_labels])
     order = np.argsort(all_labels, kind="stable")
