@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from lorsa import LRSRegressor, ModelFileError, make_lrs_regression
 from lorsa.baselines import (
@@ -188,12 +189,12 @@ def test_bad_hyper_parameters(make, message, small_problem):
 
 
 def test_not_fitted_and_bad_input(small_problem):
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         SingleModel().predict(small_problem.X, tasks=small_problem.tasks)
     with pytest.raises(ValueError, match="y has 3 entries but X has"):
         SingleModel().fit(small_problem.X, small_problem.y[:3], tasks=small_problem.tasks)
     est = SingleModel(ridge=0.0).fit(small_problem.X, small_problem.y, tasks=small_problem.tasks)
-    with pytest.raises(ValueError, match="X has 3 features, but the model was fitted with 20"):
+    with pytest.raises(ValueError, match="X has 3 features, but SingleModel is expecting 20 features"):
         est.predict(small_problem.X[:, :3], tasks=small_problem.tasks)
     with pytest.raises(ValueError, match="holds out no row"):
         SingleModel(ridge=(0.0, 1.0)).fit(small_problem.X[:5], small_problem.y[:5], tasks=np.arange(5))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from lorsa import LRSRegressor
 
@@ -22,7 +23,7 @@ def test_non_finite_X(data, bad):
     X, y, tasks = data
     X = X.copy()
     X[3, 2] = bad
-    with pytest.raises(ValueError, match=r"X must contain only finite values.*index \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"X must contain only finite values.*at row 3, column 2"):
         LRSRegressor(rank=2).fit(X, y, tasks=tasks)
 
 
@@ -68,10 +69,16 @@ def test_wrong_types(data):
 
 
 def test_no_tasks_no_rows():
-    with pytest.raises(ValueError, match=r"X has no rows"):
+    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
         LRSRegressor(rank=1).fit(np.zeros((0, 5)), np.zeros(0), tasks=np.zeros(0))
-    with pytest.raises(ValueError, match=r"tasks is required"):
-        LRSRegressor(rank=1).fit(np.zeros((4, 5)), np.zeros(4), tasks=None)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 5)), rng.standard_normal(6)
+    one = LRSRegressor(rank=1).fit(X, y)  # tasks omitted: one task, labelled 0
+    assert one.tasks_.tolist() == [0]
+    np.testing.assert_array_equal(one.predict(X), one.predict(X, tasks=np.zeros(6, dtype=int)))
+    two = LRSRegressor(rank=1).fit(X, y, tasks=[0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"tasks is required: this LRSRegressor was fitted on 2 tasks"):
+        two.predict(X)
 
 
 def test_unknown_task_at_predict_is_named(data):
@@ -82,12 +89,12 @@ def test_unknown_task_at_predict_is_named(data):
         est.predict(X[:2], tasks=["user0", "mallory"])
     with pytest.raises(ValueError, match=r"must hold string labels"):
         est.predict(X[:2], tasks=[0, 1])
-    with pytest.raises(ValueError, match=r"X has 7 features, but the model was fitted with 8"):
+    with pytest.raises(ValueError, match=r"X has 7 features, but LRSRegressor is expecting 8 features"):
         est.predict(X[:2, :7], tasks=["user0", "user1"])
 
 
 def test_predict_before_fit():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LRSRegressor().predict(np.zeros((1, 3)), tasks=[0])
 
 
@@ -105,5 +112,5 @@ def test_bad_init_shape(data):
 
 
 def test_set_params_unknown():
-    with pytest.raises(ValueError, match="unknown parameter 'rnak'"):
+    with pytest.raises(ValueError, match="Invalid parameter 'rnak'"):
         LRSRegressor().set_params(rnak=3)

@@ -89,14 +89,17 @@ def check_dtype(name: str, value: Any) -> np.dtype:
 
 
 def check_random_state(value: Any) -> np.random.Generator:
-    """Turn ``None``, an int seed or a Generator into a ``numpy.random.Generator``."""
+    """Turn ``None``, an int seed, a Generator or a legacy ``RandomState`` into a ``numpy.random.Generator``."""
     if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
         if value is not None and int(value) < 0:
             raise ValueError(f"random_state must be a non-negative integer, got {value}")
         return np.random.default_rng(value)
     if isinstance(value, np.random.Generator):
         return value
-    raise TypeError(f"random_state must be None, a non-negative int or a numpy Generator, got {_describe(value)}")
+    if isinstance(value, np.random.RandomState):  # scikit-learn's habit: draw a seed from it (advances its state)
+        return np.random.default_rng(int(value.randint(0, 2**31 - 1)))
+    raise TypeError("random_state must be None, a non-negative int, a numpy Generator or a RandomState, got "
+                    f"{_describe(value)}")
 
 
 def _check_finite(name: str, array: np.ndarray, chunk_rows: int = 65536) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _validation as v
+from ._estimator import TaskRegressorMixin, rows_weighted
 from .backends import make_backend
 from .data import RaggedTasks, encode_tasks
 from .io import read_model_file, write_model_file
-from .params import ParamsMixin
 from .solvers.amht import AMHTConfig, AMHTResult, fit_amht
 from .solvers.init import moments_basis, random_basis
 from .solvers.task_step import TaskStepConfig
@@ -62,13 +62,18 @@ def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, me
     return "exact" if dr**3 / 3 <= n_tasks * n_features**2 * rank**2 else "cg"
 
 
-class LRSRegressor(ParamsMixin):
+class LRSRegressor(TaskRegressorMixin):
     """Low-rank + sparse multi-task linear regression, fitted by AMHT-LRS.
 
     Task ``i`` predicts ``y = <x, U w_i + b_i>`` with a shared orthonormal ``U`` (d × r), task coordinates
     ``w_i`` (r) and a ``k``-sparse ``b_i`` (d): ``r + k`` numbers (and ``k`` indices) per task instead of ``d``.
     ``fit`` minimises ``sum_ij 1/2 (y_ij - <x_ij, U w_i + b_i>)^2 + ridge/2 sum_i (||w_i||^2 + ||b_i||^2)``
     subject to ``U^T U = I``, ``||b_i||_0 <= k`` (and rows of ``B`` ``zeta``-sparse), SPEC §1.
+
+    A scikit-learn regressor (:class:`lorsa._estimator.TaskRegressorMixin`): ``tasks`` is metadata requested by
+    default for ``fit``/``predict``/``score`` (so ``GridSearchCV``, ``cross_val_score(..., params={"tasks": t})`` and
+    ``Pipeline`` route it with ``sklearn.set_config(enable_metadata_routing=True)``), ``tasks`` omitted means one
+    task, ``score`` is R^2 and :meth:`rmse` the root mean squared error.
 
     Parameters
     ----------
@@ -161,7 +166,11 @@ class LRSRegressor(ParamsMixin):
         The engine the fit ran with ("numpy" or "numba"; not saved in the model file).
     n_features_in_ : int
         ``d``.
+    feature_names_in_ : ndarray of shape (d,)
+        Column names of a DataFrame ``X`` given to ``fit`` (only then); ``predict`` refuses other columns.
     """
+
+    _min_features = 2
 
     def __init__(self, rank: int = 1, sparsity: int = 0, *, samples_per_nonzero: float | None = None,
                  row_sparsity: int | None = None, solver: str = "sp",
@@ -195,7 +204,7 @@ class LRSRegressor(ParamsMixin):
 
     def _check_params(self, d: int) -> tuple[AMHTConfig, np.dtype]:
         if d < 2:
-            raise ValueError(f"X must have at least 2 features for a rank-r basis with r < d, got d={d}")
+            raise ValueError(f"X has {d} feature(s) (n_features={d}); a rank-r basis needs r < d, so at least 2")
         r = v.check_int("rank", self.rank, 1, d - 1)
         k = v.check_int("sparsity", self.sparsity, 0, d)
         zeta = v.check_int("row_sparsity", self.row_sparsity, 1, allow_none=True)
@@ -248,7 +257,7 @@ class LRSRegressor(ParamsMixin):
         return np.array(U0, dtype=np.float64)
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X: Any, y: Any, tasks: Any, *,
+    def fit(self, X: Any, y: Any, tasks: Any = None, *, sample_weight: Any = None,
             callback: Callable[[int, float, float], Any] | None = None) -> LRSRegressor:
         """Fit ``U``, every ``w_i`` and every ``b_i``.
 
@@ -256,16 +265,20 @@ class LRSRegressor(ParamsMixin):
         ----------
         X : array-like of shape (N, d)
         y : array-like of shape (N,)
-        tasks : array-like of shape (N,)
-            Task label (int or str) of every row.
+        tasks : array-like of shape (N,), optional
+            Task label (int or str) of every row; omitted, all rows are one task (labelled 0).
+        sample_weight : array-like of shape (N,), optional
+            Non-negative row weights: the squared loss of row ``j`` is multiplied by ``w_j`` (rows are scaled by
+            ``sqrt(w_j)``, which is exact for this loss). Row counts (small-task rules) count every row.
         callback : callable ``(iteration, objective, subspace_change)``, optional
             Called after every outer iteration, e.g. to advance a progress bar (replaces ``verbose`` printing).
         """
-        X = v.check_features(X)
+        X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
         config, dtype = self._check_params(X.shape[1])
-        X = X.astype(dtype, copy=False)
-        y = v.check_targets(y, X.shape[0], dtype=dtype)
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, y = X.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        # the method of moments weighs row j by w_j (as if repeated w_j times): rows scaled by w_j^(1/4)
+        init_rows = rows_weighted(X, y, None if weight is None else np.sqrt(weight))
+        X, y = rows_weighted(X, y, weight)
         unique, index = encode_tasks(labels)
         rng = v.check_random_state(self.random_state)
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0], layout=self._layout())
@@ -274,7 +287,8 @@ class LRSRegressor(ParamsMixin):
         if self.u_solver == "auto":
             u_solver = choose_u_solver(X.shape[1], r, unique.shape[0], X.shape[0], float(np.median(data.counts)))
             config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
-        U0 = self._initial_basis(X, y, r, rng)
+        U0 = self._initial_basis(*init_rows, r, rng)
+        del init_rows
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
         callback = callback or (_print_progress if self.verbose else None)
         backend = self._backend()
@@ -313,35 +327,24 @@ class LRSRegressor(ParamsMixin):
         self.n_features_in_ = d
         self._index = TaskIndex(tasks)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "U_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
-
-    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+    def predict(self, X: Any, tasks: Any = None) -> np.ndarray:
         """Predict each row with its own task's model: ``<x_j, U w_i + b_i>``.
 
         Parameters
         ----------
         X : array-like of shape (N, d)
-        tasks : array-like of shape (N,)
+        tasks : array-like of shape (N,), optional
             Labels of tasks seen in ``fit`` (an unknown label is an error naming it; use :meth:`adapt` for new
-            tasks).
+            tasks). Omitted: the model's only task (refused for a model of several tasks).
 
         Returns
         -------
         y_pred : ndarray of shape (N,)
         """
         self._check_fitted()
-        X = v.check_features(X, n_features=self.n_features_in_)
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, labels = self._validate_predict(X, tasks)
         index = self._index.lookup(labels, "tasks")
         return predict_rows(X, index, self.U_, self.W_, self.B_)
-
-    def score(self, X: Any, y: Any, tasks: Any) -> float:
-        """Root mean squared error of :meth:`predict` on ``(X, y)``."""
-        pred = self.predict(X, tasks)
-        y = v.check_targets(y, pred.shape[0])
-        return float(np.sqrt(np.mean((pred - y) ** 2)))
 
     def adapt(self, X: Any, y: Any, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
         """Fit a task never seen in training with ``U`` held fixed (SPEC §5, the paper's Algorithm 6).
@@ -362,7 +365,7 @@ class LRSRegressor(ParamsMixin):
             Dense, at most ``k`` non-zeros.
         """
         self._check_fitted()
-        X = v.check_features(X, n_features=self.n_features_in_)
+        X = self._validate_X(X, reset=False)
         labels, W, B = self.adapt_tasks(X, y, np.zeros(X.shape[0], dtype=np.int64), max_iter=max_iter)
         return W[0], B[:, 0].toarray().ravel()
 
@@ -377,8 +380,8 @@ class LRSRegressor(ParamsMixin):
         B : scipy.sparse.csc_matrix of shape (d, t_new)
         """
         self._check_fitted()
-        X = v.check_features(X, n_features=self.n_features_in_)
-        y = v.check_targets(y, X.shape[0])
+        X = self._validate_X(X, reset=False)
+        y = self._validate_y(y, X.shape[0], np.dtype(np.float64))
         max_iter = v.check_int("max_iter", max_iter, 1)
         labels = v.check_task_labels(tasks, X.shape[0])
         unique, index = encode_tasks(labels)
@@ -414,6 +417,8 @@ class LRSRegressor(ParamsMixin):
                   "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "loss_history": self.loss_history_}
         attributes = {"n_iter": self.n_iter_, "converged": self.converged_, "u_solver": self.u_solver_,
                       "n_features": self.n_features_in_, "initial_loss": self.initial_loss_}
+        if hasattr(self, "feature_names_in_"):
+            attributes["feature_names"] = [str(x) for x in self.feature_names_in_]
         return type(self).__name__, arrays, self._file_metadata(params, attributes)
 
     def _file_metadata(self, params: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
@@ -461,6 +466,8 @@ class LRSRegressor(ParamsMixin):
         est.u_solver_ = str(attrs["u_solver"])
         est.initial_loss_ = float(attrs["initial_loss"])
         est.n_features_in_ = int(d)
+        if attrs.get("feature_names") is not None:
+            est.feature_names_in_ = np.asarray(attrs["feature_names"], dtype=object)
         est.loss_history_ = arrays["loss_history"]
         est.iteration_times_ = np.zeros(0)
         est._index = TaskIndex(tasks)

@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _validation as v
+from .._estimator import TaskRegressorMixin, rows_weighted
 from ..data import encode_tasks, split_rows
 from ..io import ModelFileError, read_model_file, write_model_file
-from ..params import ParamsMixin, plain_value
+from ..params import plain_value
 from ..task_labels import TaskIndex
 
 __all__ = ["TaskRegressor", "candidates", "rmse"]
@@ -51,8 +52,11 @@ def candidates(name: str, value: Any, check: Any) -> list[Any]:
     return [check(f"{name}[{i}]" if len(items) > 1 else name, item) for i, item in enumerate(items)]
 
 
-class TaskRegressor(ParamsMixin):
+class TaskRegressor(TaskRegressorMixin):
     """Base class of the baselines: ``fit(X, y, tasks)`` / ``predict(X, tasks)`` with tasks as labels.
+
+    A scikit-learn regressor like :class:`lorsa.LRSRegressor` (:class:`lorsa._estimator.TaskRegressorMixin`:
+    ``tasks`` routed as metadata, omitted = one task, ``score`` = R^2, :meth:`rmse`).
 
     Attributes (after ``fit``)
     --------------------------
@@ -90,19 +94,21 @@ class TaskRegressor(ParamsMixin):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X: Any, y: Any, tasks: Any) -> TaskRegressor:
+    def fit(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None) -> TaskRegressor:
         """Fit the baseline, choosing hyper-parameters on held-out rows when several candidates are given.
 
         Parameters
         ----------
         X : array-like of shape (N, d)
         y : array-like of shape (N,)
-        tasks : array-like of shape (N,)
-            Task label (int or str) of every row.
+        tasks : array-like of shape (N,), optional
+            Task label (int or str) of every row; omitted, all rows are one task (labelled 0).
+        sample_weight : array-like of shape (N,), optional
+            Non-negative row weights of the squared loss (rows scaled by ``sqrt(w_j)``; the hold-out RMSE that
+            chooses hyper-parameters is then weighted too).
         """
-        X = v.check_features(X, dtype=np.dtype(np.float64))
-        y = v.check_targets(y, X.shape[0])
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
+        X, y = rows_weighted(X.astype(np.float64, copy=False), y, weight)
         fraction = v.check_float("validation_fraction", self.validation_fraction, 0.0, 1.0,
                                  low_inclusive=False, high_inclusive=False)
         grid_axes = self._candidates(X.shape[1])
@@ -118,7 +124,8 @@ class TaskRegressor(ParamsMixin):
             if not held.any():
                 raise ValueError(
                     f"cannot choose among {len(grid)} hyper-parameter candidates: validation_fraction={fraction:g} "
-                    f"holds out no row (every task has too few rows); give single values instead of sequences"
+                    f"holds out no row of the n_samples={X.shape[0]} (every task has too few rows); give single "
+                    "values instead of sequences"
                 )
             train = ~held
             for params in grid:
@@ -137,13 +144,8 @@ class TaskRegressor(ParamsMixin):
         self.best_params_ = {k: plain_value(val) for k, val in best.items() if k in self._tunable}
         self.validation_scores_ = scores
         self.tasks_ = unique
-        self.n_features_in_ = int(X.shape[1])
         self._index = TaskIndex(unique)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "tasks_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
 
     def _lookup(self, tasks: Any, n_rows: int) -> np.ndarray:
         labels = v.check_task_labels(tasks, n_rows)
@@ -161,27 +163,22 @@ class TaskRegressor(ParamsMixin):
     def _state(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self._state_names}
 
-    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+    def predict(self, X: Any, tasks: Any = None) -> np.ndarray:
         """Predict each row with its own task's model.
 
         Parameters
         ----------
         X : array-like of shape (N, d)
-        tasks : array-like of shape (N,)
-            Labels of tasks seen in ``fit``; an unseen label is an error naming it.
+        tasks : array-like of shape (N,), optional
+            Labels of tasks seen in ``fit``; an unseen label is an error naming it. Omitted: the model's only task.
 
         Returns
         -------
         y_pred : ndarray of shape (N,)
         """
         self._check_fitted()
-        X = v.check_features(X, n_features=self.n_features_in_, dtype=np.dtype(np.float64))
-        return self._predict_state(self._state, X, self._lookup(tasks, X.shape[0]))
-
-    def score(self, X: Any, y: Any, tasks: Any) -> float:
-        """Root mean squared error of :meth:`predict` on ``(X, y)``."""
-        pred = self.predict(X, tasks)
-        return rmse(pred, v.check_targets(y, pred.shape[0]))
+        X, labels = self._validate_predict(X, tasks)
+        return self._predict_state(self._state, X.astype(np.float64, copy=False), self._lookup(labels, X.shape[0]))
 
     def task_coefficients(self) -> np.ndarray:
         """Every task's full linear model ``theta_i`` as the columns of a dense (d, t) array (order of ``tasks_``)."""
@@ -205,6 +202,8 @@ class TaskRegressor(ParamsMixin):
         params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else None
         attributes = {"n_features": self.n_features_in_, "best_params": self.best_params_,
                       "validation_scores": self.validation_scores_}
+        if hasattr(self, "feature_names_in_"):
+            attributes["feature_names"] = [str(x) for x in self.feature_names_in_]
         write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
 
     @classmethod
@@ -221,6 +220,8 @@ class TaskRegressor(ParamsMixin):
             est.n_features_in_ = int(attrs["n_features"])
             est.best_params_ = dict(attrs["best_params"])
             est.validation_scores_ = list(attrs["validation_scores"])
+            if attrs.get("feature_names") is not None:
+                est.feature_names_in_ = np.asarray(attrs["feature_names"], dtype=object)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"model file {str(path)!r} is inconsistent: {exc}") from exc
         est._index = TaskIndex(est.tasks_)

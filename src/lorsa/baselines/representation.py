@@ -27,6 +27,8 @@ from .single import DEFAULT_RIDGE_GRID, SingleModel
 __all__ = ["TunedLRS", "RepresentationLearning"]
 
 _OFFSETS = ("none", "single")
+#: Ranks :class:`RepresentationLearning` tries by default (those ``>= d`` are dropped for small ``d``).
+DEFAULT_RANK_GRID: tuple[int, ...] = (1, 2, 3, 5)
 
 
 def _check_spn(name: str, value: Any) -> float | None:
@@ -76,6 +78,7 @@ class TunedLRS(TaskRegressor):
         AMHT-LRS iterations of the final fit.
     """
 
+    _min_features = 2
     _tunable: ClassVar[tuple[str, ...]] = ("rank", "sparsity", "ridge", "offset", "samples_per_nonzero")
     _state_names: ClassVar[tuple[str, ...]] = ("U_", "W_", "B_data_", "B_indices_", "B_indptr_", "n_iter_",
                                                "offset_coef_", "mean_nonzeros_")
@@ -104,13 +107,18 @@ class TunedLRS(TaskRegressor):
 
     def _candidates(self, n_features: int) -> dict[str, list[Any]]:
         if n_features < 2:
-            raise ValueError(f"X must have at least 2 features for a rank-r basis with r < d, got d={n_features}")
+            raise ValueError(f"X has {n_features} feature(s) (n_features={n_features}); a rank-r basis needs r < d, "
+                             "so at least 2")
         v.check_int("row_sparsity", self._row_sparsity, 1, allow_none=True)
         v.check_int("max_iter", self.max_iter, 1)
         v.check_float("tol", self.tol, 0.0)
         v.check_choice("init", self.init, ("random", "moments"))
         v.check_choice("u_solver", self.u_solver, ("auto", "exact", "cg"))
-        return {"rank": candidates("rank", self.rank, check_positive_int(1, n_features - 1)),
+        ranks = self.rank
+        if isinstance(ranks, tuple) and ranks == DEFAULT_RANK_GRID:
+            # the default grid loses the ranks a d this small cannot hold (r < d); a grid of the caller's is checked
+            ranks = [r for r in ranks if r < n_features] or [1]
+        return {"rank": candidates("rank", ranks, check_positive_int(1, n_features - 1)),
                 "sparsity": candidates("sparsity", self._sparsity, check_positive_int(0, n_features)),
                 "ridge": candidates("ridge", self.ridge, check_nonnegative_float),
                 "offset": candidates("offset", self._offset, lambda n, x: v.check_choice(n, x, _OFFSETS)),
@@ -183,14 +191,15 @@ class RepresentationLearning(TunedLRS):
     Parameters
     ----------
     rank : int or sequence of int, default (1, 2, 3, 5)
-        ``r``; with several values the one with the smallest hold-out RMSE is used.
+        ``r``; with several values the one with the smallest hold-out RMSE is used (from the default grid, the
+        ranks ``>= d`` are dropped).
     ridge : float or sequence of float, default 0.0
         Penalty on ``w_i``.
     max_iter, tol, init, u_solver, validation_fraction, random_state
         As for :class:`TunedLRS`.
     """
 
-    def __init__(self, rank: int | Sequence[int] = (1, 2, 3, 5), *, ridge: float | Sequence[float] = 0.0,
+    def __init__(self, rank: int | Sequence[int] = DEFAULT_RANK_GRID, *, ridge: float | Sequence[float] = 0.0,
                  max_iter: int = 100, tol: float = 1e-8, init: str = "moments", u_solver: str = "auto",
                  validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
         self.rank = rank

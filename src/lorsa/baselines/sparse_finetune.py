@@ -56,10 +56,13 @@ class SparseFineTuning(TaskRegressor):
         Indices of ``b_i``'s non-zeros (slots with value 0 are unused).
     values_ : ndarray of shape (t, k)
         Values of ``b_i`` at ``support_``.
+    n_iter_ : int
+        Outer iterations of the final fit.
     """
 
     _tunable: ClassVar[tuple[str, ...]] = ("sparsity", "ridge")
-    _state_names: ClassVar[tuple[str, ...]] = ("coef_", "support_", "values_")
+    _state_names: ClassVar[tuple[str, ...]] = ("coef_", "support_", "values_", "n_iter_")
+    _state_defaults: ClassVar[dict[str, Any]] = {"n_iter_": lambda a: np.int64(0)}
 
     def __init__(self, sparsity: int | Sequence[int] = (1, 2, 5, 10, 20), *,
                  shared_ridge: float | Sequence[float] = DEFAULT_RIDGE_GRID, ridge: float | Sequence[float] = 0.0,
@@ -95,7 +98,8 @@ class SparseFineTuning(TaskRegressor):
         config = AMHTConfig(rank=1, sparsity=k, task_step=step, u_solver="exact" if X.shape[1] <= 2000 else "cg",
                             fit_u=self.refit_shared, max_iter=self.max_iter, tol=self.tol)
         result = fit_amht([data], theta0[:, None].copy(), np.ones((n_tasks, 1)), config)
-        return {"coef_": result.U[:, 0].copy(), "support_": result.idx, "values_": result.val}
+        return {"coef_": result.U[:, 0].copy(), "support_": result.idx, "values_": result.val,
+                "n_iter_": np.int64(result.n_iter)}
 
     def _B(self, state: dict[str, np.ndarray]) -> sp.csc_matrix:
         idx, val = state["support_"], state["values_"]

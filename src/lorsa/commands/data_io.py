@@ -252,7 +252,7 @@ def run_fit(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     save_with_columns(est, args.output, {"task_column": args.task_column, "target_column": args.target_column,
                                          "feature_columns": table.feature_columns})
-    rmse = est.score(table.X, table.y, tasks=table.tasks)
+    rmse = est.rmse(table.X, table.y, tasks=table.tasks)
     say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s); "
               f"training RMSE {rmse:.4g}")
     if getattr(est, "privacy_report_", None) is not None:
