@@ -44,6 +44,16 @@ def _resolve_engine(engine: str) -> str:
             raise ImportError(f"engine='numba' needs numba, which cannot be imported ({exc}): "
                               "pip install 'lorsa[fast]' (or use engine='numpy')") from exc
         return "numpy"
+    try:  # numba imports, but its kernels may not load (e.g. an unusable cache): "auto" falls back, with a warning
+        from .solvers import gram_pass_compiled, row_pass_compiled  # noqa: F401
+    except Exception as exc:
+        if engine == "numba":
+            raise ImportError(f"engine='numba': lorsa's compiled kernels cannot be loaded ({exc}); use "
+                              f"engine='numpy'") from exc
+        warnings.warn(f"lorsa's compiled kernels cannot be loaded ({type(exc).__name__}: {exc}); "
+                      f"engine='auto' uses the numpy engine (the same fit, about 3x slower)", RuntimeWarning,
+                      stacklevel=4)
+        return "numpy"
     return "numba"
 
 

@@ -18,13 +18,34 @@ eigenvalue fallback of :func:`lorsa.kernels.batched_solve`, per task. Scratch sp
 
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 
 __all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "workspace", "pursuit_task"]
 
 # Re-association and fused multiply-add for vectorised reductions; NaN/inf keep their IEEE meaning.
-JIT = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+_OPTIONS = {"nogil": True, "fastmath": {"reassoc", "contract", "arcp", "nsz"}}
+_uncached_warned = False
+
+
+def JIT(function):  # noqa: N802  (used as a decorator like numba.njit)
+    """``numba.njit(cache=True, ...)``, or without the disk cache (and one warning) where numba cannot write one
+    (a read-only installation without a writable ``NUMBA_CACHE_DIR`` or home folder): numba then refuses
+    ``cache=True`` with "cannot cache function ... no locator available", which must not make lorsa unusable."""
+    global _uncached_warned
+    try:
+        return numba.njit(cache=True, **_OPTIONS)(function)
+    except RuntimeError as exc:
+        if "cannot cache" not in str(exc):
+            raise
+        if not _uncached_warned:
+            _uncached_warned = True
+            warnings.warn(f"numba cannot cache lorsa's compiled kernels here ({exc}); they are compiled again in "
+                          f"every new process (5-10 s each). Set NUMBA_CACHE_DIR to a writable folder to cache "
+                          f"them.", RuntimeWarning, stacklevel=2)
+        return numba.njit(cache=False, **_OPTIONS)(function)
 
 
 @JIT
