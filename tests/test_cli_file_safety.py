@@ -177,7 +177,9 @@ def test_system_errors_are_one_line(files, capsys, monkeypatch, error, text):
 
 # ---------------------------------------------------------------------- item 9
 def test_adapt_before_fit_is_the_not_fitted_error():
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         LRSRegressor(rank=1).adapt(np.ones((3, 4)), np.ones(3))
 
 

@@ -45,7 +45,8 @@ def _resolve_engine(engine: str) -> str:
                               "pip install 'lorsa[fast]' (or use engine='numpy')") from exc
         return "numpy"
     try:  # numba imports, but its kernels may not load (e.g. an unusable cache): "auto" falls back, with a warning
-        from .solvers import gram_pass_compiled, row_pass_compiled  # noqa: F401
+        for kernels in ("gram_pass_compiled", "row_pass_compiled"):
+            importlib.import_module(f"{__package__}.solvers.{kernels}")
     except Exception as exc:
         if engine == "numba":
             raise ImportError(f"engine='numba': lorsa's compiled kernels cannot be loaded ({exc}); use "
