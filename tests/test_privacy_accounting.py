@@ -413,7 +413,7 @@ BAD_CALLS = [
      ["sensitivity_V", "(0, inf)", "-1.0"]),
     (lambda: sensitivities(0.0, 1.0, 1.0, 1.0, 1), ValueError, ["A1", "(0, inf)", "0.0"]),
     (lambda: sensitivities(1.0, -1.0, 1.0, 1.0, 1), ValueError, ["A2", "(0, inf)", "-1.0"]),
-    (lambda: sensitivities(1.0, 1.0, math.inf, 1.0, 1), ValueError, ["A3", "(0, inf)", "inf"]),
+    (lambda: sensitivities(1.0, 1.0, math.inf, 1.0, 1), ValueError, ["A3", "[0, inf)", "inf"]),  # 0: k = 0
     (lambda: sensitivities(1.0, 1.0, 1.0, 0.0, 1), ValueError, ["Aw", "(0, inf)", "0.0"]),
     (lambda: sensitivities(1.0, 1.0, 1.0, 1.0, 0), ValueError, ["m", "[1, inf)", "0"]),
     (lambda: clip_rows([[1.0]], 0.0), ValueError, ["bound", "(0, inf]", "0.0"]),

@@ -52,7 +52,8 @@ def test_no_noise_and_no_clipping_gives_the_non_private_model(noisy_problem) -> 
 
 def test_private_fit_runs_all_iterations_reports_and_hides_the_loss(noisy_problem) -> None:
     P = noisy_problem
-    est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=2.0, delta=1e-5, max_iter=4, random_state=0)
+    est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=2.0, delta=1e-5, max_iter=4, random_state=0,
+                              reproducible=True)
     est.fit(P.X, P.y, P.tasks)
     assert est.n_iter_ == 4 and not est.converged_
     assert est.loss_history_.shape == (0,) and math.isnan(est.initial_loss_)
@@ -75,7 +76,7 @@ def test_private_fit_runs_all_iterations_reports_and_hides_the_loss(noisy_proble
 def test_same_seed_same_model_other_seed_other_noise(noisy_problem) -> None:
     P = noisy_problem
     fit = lambda seed: PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=3,  # noqa: E731
-                                           random_state=seed).fit(P.X, P.y, P.tasks)
+                                           random_state=seed, reproducible=True).fit(P.X, P.y, P.tasks)
     a, b, c = fit(11), fit(11), fit(12)
     assert np.array_equal(a.U_, b.U_) and np.array_equal(a.W_, b.W_)
     assert not np.allclose(a.U_, c.U_)
@@ -84,7 +85,7 @@ def test_same_seed_same_model_other_seed_other_noise(noisy_problem) -> None:
 def test_utility_improves_with_epsilon_on_many_users(many_users) -> None:
     P = many_users
     fit = lambda eps: PrivateLRSRegressor(rank=1, epsilon=eps, target_scale=1.2, max_rows=10,  # noqa: E731
-                                          max_iter=4, random_state=0).fit(P.X, P.y, P.tasks)
+                                          max_iter=4, random_state=0, reproducible=True).fit(P.X, P.y, P.tasks)
     strong, weak = _sin_angle(fit(8.0).U_, P.U), _sin_angle(fit(0.1).U_, P.U)
     assert strong < 0.15 < weak, (strong, weak)
 
@@ -92,7 +93,7 @@ def test_utility_improves_with_epsilon_on_many_users(many_users) -> None:
 def test_private_method_of_moments_start_is_accounted(many_users) -> None:
     P = many_users
     est = PrivateLRSRegressor(rank=1, epsilon=4.0, init="moments", init_budget_share=0.2, target_scale=1.2,
-                              max_rows=10, max_iter=2, random_state=0).fit(P.X, P.y, P.tasks)
+                              max_rows=10, max_iter=2, random_state=0, reproducible=True).fit(P.X, P.y, P.tasks)
     rep = est.privacy_report_
     assert rep.init == "private_moments" and rep.n_releases == 5 and rep.epsilon <= 4.0
     assert rep.epsilon == pytest.approx(epsilon_for_noise(rep.sigma_dp, 2, rep.delta, "pld",
@@ -104,7 +105,7 @@ def test_private_method_of_moments_start_is_accounted(many_users) -> None:
 
 def test_save_and_load_keep_the_report_and_never_write_the_seed(noisy_problem, tmp_path) -> None:
     P = noisy_problem
-    est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=2, random_state=1234)
+    est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=2, random_state=1234, reproducible=True)
     est.fit(P.X, P.y, P.tasks)
     path = tmp_path / "private.npz"
     est.save(path)
@@ -116,6 +117,9 @@ def test_save_and_load_keep_the_report_and_never_write_the_seed(noisy_problem, t
     assert loaded.privacy_report_ == est.privacy_report_
     assert loaded.clipping_bounds_ == est.clipping_bounds_
     assert np.array_equal(loaded.U_, est.U_)
+    assert loaded.tasks_.shape == (0,)  # a released file holds no user (tests/test_privacy_leaks.py)
+    est.save(path, include_users=True)
+    loaded = PrivateLRSRegressor.load(path)
     np.testing.assert_array_equal(loaded.predict(P.X[:20], P.tasks[:20]), est.predict(P.X[:20], P.tasks[:20]))
     assert loaded.get_params()["epsilon"] == 1.0 and loaded.random_state is None
 
@@ -123,7 +127,8 @@ def test_save_and_load_keep_the_report_and_never_write_the_seed(noisy_problem, t
 def test_verbose_and_callback_show_no_loss(noisy_problem, capsys) -> None:
     P = noisy_problem
     seen = []
-    PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=2, random_state=0, verbose=True).fit(
+    PrivateLRSRegressor(rank=2, sparsity=1, epsilon=1.0, max_iter=2, random_state=0, reproducible=True,
+                        verbose=True).fit(
         P.X, P.y, P.tasks, callback=lambda *a: seen.append(a))
     out = capsys.readouterr().out
     assert "subspace change" in out and "objective" not in out and out.count("iteration") == 2

@@ -103,8 +103,11 @@ def test_fit_cli_with_epsilon_writes_a_private_model(tmp_path, capsys) -> None:
     assert est.n_iter_ == 6 and est.random_state is None
     assert est.privacy_report_.epsilon <= 3.0 and est.privacy_report_.delta == 1e-5
     assert est.clipping_bounds_.A2 == pytest.approx(4.5)
+    code = main(["adapt", str(model), str(tmp_path / "train.csv"), "-o", str(model), "--quiet"])
+    assert code == 0
     code = main(["predict", str(model), str(tmp_path / "train.csv"), "-o", str(tmp_path / "pred.csv"), "--quiet"])
     assert code == 0
+    est = PrivateLRSRegressor.load(model)
     code = main(["fit", str(tmp_path / "train.csv"), "-o", str(model), "--task-column", "task", "--target-column",
                  "y", "--epsilon", "1", "--tol", "1e-3", "--quiet"])
     assert code == 2 and "--tol cannot be used with --epsilon" in capsys.readouterr().err

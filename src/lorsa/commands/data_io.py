@@ -109,15 +109,22 @@ def _privacy_options(parser: argparse.ArgumentParser) -> None:
         "data (lorsa.PrivateLRSRegressor); the noise then uses fresh OS entropy (a known seed would let anyone "
         "remove it), and the guarantee is printed and stored in the model file.")
     group.add_argument("--epsilon", type=_positive_float, default=None, metavar="EPS",
-                       help="privacy budget epsilon (default: no privacy)")
-    group.add_argument("--delta", type=_positive_float, default=1e-6, help="privacy parameter delta, in (0, 1)")
-    group.add_argument("--max-rows", type=positive_int, default=100, metavar="M",
-                       help="rows a task contributes at full weight (larger tasks are down-weighted)")
-    group.add_argument("--feature-scale", type=_positive_float, default=1.0, metavar="S",
-                       help="assumed standard deviation S of each feature; sets the clipping bounds "
-                            "A1 = S (sqrt(d) + 2) and A_w = 2 T / S")
-    group.add_argument("--target-scale", type=_positive_float, default=1.0, metavar="T",
-                       help="assumed standard deviation T of the target; sets the clipping bounds A2 = A3 = 3 T")
+                       help="privacy budget epsilon, in (0, 100] (default: no privacy)")
+    group.add_argument("--delta", type=_positive_float, default=None,
+                       help="privacy parameter delta, in (0, 0.01] (default 1e-6; only with --epsilon)")
+    group.add_argument("--max-rows", type=positive_int, default=None, metavar="M",
+                       help="rows a task contributes at full weight (larger tasks are down-weighted; default 100; "
+                            "only with --epsilon)")
+    group.add_argument("--feature-scale", type=_positive_float, default=None, metavar="S",
+                       help="assumed standard deviation S of each feature (default 1; only with --epsilon); sets "
+                            "the clipping bounds A1 = S (sqrt(d) + 2) and A_w = 2 T / S")
+    group.add_argument("--target-scale", type=_positive_float, default=None, metavar="T",
+                       help="assumed standard deviation T of the target (default 1; only with --epsilon); sets the "
+                            "clipping bounds A2 = A3 = 3 T")
+    group.add_argument("--include-users", action="store_true",
+                       help="also write every task's label, w_i and b_i into the model file (only with --epsilon): "
+                            "they are OUTSIDE the guarantee; by default a private model file holds U and the "
+                            "privacy report only")
 
 
 def _positive_float(text: str) -> float:
@@ -144,12 +151,12 @@ def _column_options(parser: argparse.ArgumentParser, fitting: bool) -> None:
 
 
 # ---------------------------------------------------------------------- model file with column names
-def save_with_columns(est: Any, path: str | Path, columns: dict[str, Any]) -> None:
+def save_with_columns(est: Any, path: str | Path, columns: dict[str, Any], include_users: bool = False) -> None:
     """Write ``est``'s model file with the data's column names in its metadata (key ``data_columns``), in one
-    atomic write."""
+    atomic write. ``include_users`` asks a private model for its per-user parameters (outside the guarantee)."""
     from ..io import write_model_file
 
-    kind, arrays, meta = est._model_file_contents()
+    kind, arrays, meta = est._model_file_contents(include_users=True) if include_users else est._model_file_contents()
     meta[_COLUMNS_KEY] = columns
     write_model_file(path, kind, arrays, meta)
 
@@ -198,6 +205,10 @@ def _load(path: str) -> tuple[Any, dict[str, Any]]:
     return est, _check_columns(meta.get(_COLUMNS_KEY), path, est.n_features_in_)
 
 
+def _is_private(est: Any) -> bool:
+    return hasattr(est, "privacy_report_")
+
+
 # ---------------------------------------------------------------------- fit
 class _IterationProgress:
     """A tqdm bar over AMHT-LRS iterations, advanced by ``LRSRegressor.fit(..., callback=...)``."""
@@ -230,18 +241,20 @@ def run_fit(args: argparse.Namespace) -> int:
 
     check_not_an_input(args.output, [("data file", args.data)])
     check_writable_target(args.output, "model file")
+    if args.epsilon is None:
+        _refuse_privacy_options(args)
+    else:
+        est = _private_estimator(args)  # checks the privacy options before reading the data
     frame = read_table(args.data, args.task_column)
     table = select_columns(frame, args.data, args.task_column, args.target_column, args.features,
                            args.feature_prefix)
+    if args.epsilon is not None:
+        return _run_private_fit(args, table, est)
     say(args, f"{args.data}: {table.X.shape[0]} rows, {table.tasks.labels.size} tasks, "
               f"{table.X.shape[1]} features")
-    if args.epsilon is not None:
-        est = _private_estimator(args)
-    else:
-        est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
-                           ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol,
-                           init=args.init or "moments",
-                           u_solver=args.u_solver, dtype=args.dtype, random_state=args.seed)
+    est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
+                       ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol, init=args.init or "moments",
+                       u_solver=args.u_solver, dtype=args.dtype, random_state=args.seed)
     start = time.perf_counter()
     progress = None if args.quiet else _iteration_progress(est.max_iter)
     try:
@@ -255,8 +268,39 @@ def run_fit(args: argparse.Namespace) -> int:
     rmse = est.rmse(table.X, table.y, tasks=table.tasks)
     say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s); "
               f"training RMSE {rmse:.4g}")
-    if getattr(est, "privacy_report_", None) is not None:
-        say(args, est.privacy_report_.guarantee)
+    say(args, f"model written to {args.output}")
+    return 0
+
+
+_PRIVACY_OPTIONS = (("--delta", "delta"), ("--max-rows", "max_rows"), ("--feature-scale", "feature_scale"),
+                    ("--target-scale", "target_scale"), ("--include-users", "include_users"))
+
+
+def _refuse_privacy_options(args: argparse.Namespace) -> None:
+    """A privacy option without ``--epsilon`` would be silently ignored: refuse it."""
+    for option, name in _PRIVACY_OPTIONS:
+        if getattr(args, name) not in (None, False):
+            raise ValueError(f"{option} only applies to a private fit: give --epsilon too (got {option} "
+                             f"{getattr(args, name)!r} without --epsilon)")
+
+
+def _run_private_fit(args: argparse.Namespace, table: Any, est: Any) -> int:
+    """``lorsa fit --epsilon``: prints only what does not depend on the data (the settings, the fixed number of
+    iterations and the guarantee) — no row or task count, no time, no training error, no progress bar."""
+    say(args, f"{args.data}: private fit (epsilon {args.epsilon:g}, delta {est.delta:g}) of r={args.rank}, "
+              f"k={args.sparsity} on {table.X.shape[1]} features; row and task counts, the fit time and the "
+              "training error are not shown (they are not private)")
+    est.fit(table.X, table.y, tasks=table.tasks)
+    save_with_columns(est, args.output, {"task_column": args.task_column, "target_column": args.target_column,
+                                         "feature_columns": table.feature_columns},
+                      include_users=args.include_users)
+    say(args, f"fitted in the fixed {est.n_iter_} iterations; {est.privacy_report_.guarantee}")
+    if args.include_users:
+        say(args, "the model file also holds every task's label, w_i and b_i: OUTSIDE the guarantee, keep it with "
+                  "the data and never publish it")
+    else:
+        say(args, "the model file holds U and the privacy report only: each task fits its own w_i, b_i from U with "
+                  "'lorsa adapt' (or refit with --include-users to keep them, outside the guarantee)")
     say(args, f"model written to {args.output}")
     return 0
 
@@ -264,18 +308,20 @@ def run_fit(args: argparse.Namespace) -> int:
 def _private_estimator(args: argparse.Namespace) -> Any:
     """``PrivateLRSRegressor`` for ``lorsa fit --epsilon``; refuses the options a private fit cannot honour."""
     from ..privacy import PrivateLRSRegressor
+    from ..privacy.accounting import _check_delta, check_epsilon
 
     for option, value, default in (("--row-sparsity", args.row_sparsity, None), ("--tol", args.tol, None),
                                    ("--u-solver", args.u_solver, "auto")):
         if value != default:
             raise ValueError(f"{option} cannot be used with --epsilon (a private fit runs a fixed number of "
                              f"iterations with the exact U step and no coupling between tasks), got {value!r}")
-    if not args.delta < 1:
-        raise ValueError(f"--delta must be in (0, 1), got {args.delta!r}")
-    return PrivateLRSRegressor(rank=args.rank, sparsity=args.sparsity, epsilon=args.epsilon, delta=args.delta,
-                               max_rows=args.max_rows, feature_scale=args.feature_scale,
-                               target_scale=args.target_scale, ridge=args.ridge, max_iter=args.max_iter or 6,
-                               init=args.init or "random", dtype=args.dtype, random_state=None)
+    check_epsilon(args.epsilon, name="--epsilon")
+    delta = 1e-6 if args.delta is None else _check_delta(args.delta, name="--delta")
+    return PrivateLRSRegressor(rank=args.rank, sparsity=args.sparsity, epsilon=args.epsilon, delta=delta,
+                               max_rows=100 if args.max_rows is None else args.max_rows,
+                               feature_scale=args.feature_scale or 1.0, target_scale=args.target_scale or 1.0,
+                               ridge=args.ridge, max_iter=args.max_iter or 6, init=args.init or "random",
+                               dtype=args.dtype, random_state=None)
 
 
 # ---------------------------------------------------------------------- predict / adapt
@@ -295,7 +341,7 @@ def _task_labels(est: Any, tasks: Any, path: str, column: str | None) -> Any:
 
     from ..task_labels import TaskCodes
 
-    if est.tasks_.dtype.kind not in "iu":
+    if est.tasks_.dtype.kind not in "iu" or est.tasks_.shape[0] == 0:  # no task yet (a private model): as read
         return tasks
     try:
         return TaskCodes.create(tasks.codes, np.asarray([int(x) for x in tasks.labels], dtype=np.int64))
@@ -323,6 +369,10 @@ def run_predict(args: argparse.Namespace) -> int:
     check_writable_target(args.output, "predictions file")
     table_kind(args.output)
     est, recorded = _load(args.model)
+    if _is_private(est) and est.tasks_.shape[0] == 0:
+        raise ValueError(f"model file {args.model!r} is a private model holding U and its privacy report only (no "
+                         "task's w_i, b_i); fit the tasks from U first with 'lorsa adapt', then predict with the "
+                         "model it writes")
     task_column = args.task_column or recorded.get("task_column")
     if task_column is None:
         raise ValueError("the model file records no task column; give --task-column")
@@ -407,7 +457,10 @@ def run_adapt(args: argparse.Namespace) -> int:
     est.B_ = sp.hstack([est.B_, B]).tocsc()[:, order]
     columns = dict(recorded) or {"task_column": task_column, "target_column": target,
                                  "feature_columns": table.feature_columns}
-    save_with_columns(est, args.output, columns)
+    save_with_columns(est, args.output, columns, include_users=_is_private(est))
+    if _is_private(est):
+        say(args, "the model file holds the tasks' own w_i, b_i next to the private U: they are outside the "
+                  "privacy guarantee (each belongs to its task), keep the file with the tasks' data")
     counts = np.bincount(index, minlength=new_labels.size)
     sq = np.bincount(index, weights=(fitted - table.y) ** 2, minlength=new_labels.size)
     nnz = np.diff(B.tocsc().indptr)

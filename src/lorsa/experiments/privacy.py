@@ -231,8 +231,10 @@ def _run(c: PrivacyConfig, p: _Problem, seed: int, bar: Progress) -> list[dict[s
                                                         **common)),
         ("random_U", math.inf, LRSRegressor(fit_basis=False, init="random", **common)),  # a random frozen U
     ]
+    # reproducible=True: the fits' seeds are recomputable (a measurement of utility, NOT a private release)
     fits += [("private", float(eps), PrivateLRSRegressor(epsilon=float(eps), delta=c.delta, max_iter=c.max_iter,
-                                                         **p.bounds, **common)) for eps in c.epsilons]
+                                                         reproducible=True, **p.bounds, **common))
+             for eps in c.epsilons]
     rows = []
     for method, eps, est in fits:
         start = time.perf_counter()

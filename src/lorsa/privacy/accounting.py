@@ -39,7 +39,10 @@ from lorsa.privacy._checks import check_choice, check_positive_int, check_real
 
 __all__ = [
     "ACCOUNTANTS",
+    "MAX_DELTA",
+    "MAX_EPSILON",
     "build_dp_event",
+    "check_epsilon",
     "calibrate_noise",
     "epsilon_for_noise",
     "init_noise_multiplier_for_share",
@@ -52,8 +55,20 @@ __all__ = [
 #: Accountants understood by :func:`epsilon_for_noise` and :func:`calibrate_noise`.
 ACCOUNTANTS: tuple[str, ...] = ("pld", "rdp")
 
-#: Discretisation interval of the PLD accountant (dp-accounting's default; pessimistic, i.e. ε is rounded up).
+#: Discretisation interval of the PLD accountant (dp-accounting's default; pessimistic, i.e. ε is rounded up) for
+#: noise multipliers >= 1; for an effective noise multiplier ``z_eff < 1`` (large ε) it grows like ``1/z_eff²``, so
+#: that the privacy loss distribution keeps a bounded number of points (time and memory stay bounded at large ε;
+#: the rounding stays pessimistic and measured below 1e-6 relative in ε up to ε = 100).
 PLD_DISCRETIZATION = 1e-4
+
+#: Largest finite ε accepted: a bound e^ε on likelihood ratios above e^100 (~10^43) says nothing, and the
+#: accountants' time and memory grow with ε. ``epsilon=inf`` is the non-private fit.
+MAX_EPSILON = 100.0
+
+#: Largest δ accepted. δ is the probability with which the guarantee may fail outright (publishing one random
+#: user's entire data is (0, 1/t)-DP), so it must be far below 1/t; anything above 0.01 is no guarantee for any
+#: realistic number of users (and very large δ also makes calibration slow).
+MAX_DELTA = 0.01
 
 def _import_dp_accounting() -> Any:
     try:
@@ -66,8 +81,32 @@ def _import_dp_accounting() -> Any:
     return dp_accounting
 
 
-def _check_delta(delta: Any) -> float:
-    return check_real("delta", delta, 0.0, 1.0)
+def _check_delta(delta: Any, name: str = "delta") -> float:
+    """δ in (0, MAX_DELTA]; the message says why a large δ is refused."""
+    value = check_real(name, delta, 0.0, 1.0)
+    if value > MAX_DELTA:
+        raise ValueError(
+            f"{name} must be in (0, {MAX_DELTA:g}], got {value!r}: delta is the probability that the guarantee "
+            "fails outright (publishing one random user's entire data is (0, 1/t)-DP for t users), so it must be "
+            "far below 1/t; take e.g. 1e-6"
+        )
+    return value
+
+
+def check_epsilon(epsilon: Any, name: str = "epsilon", allow_inf: bool = False) -> float:
+    """ε in (0, MAX_EPSILON] (or ``inf`` when ``allow_inf``); the message says why a huge ε is refused."""
+    value = check_real(name, epsilon, 0.0, allow_inf=allow_inf)
+    if math.isinf(value):
+        return value
+    if value > MAX_EPSILON:
+        hint = f", or {name}=inf for a non-private fit" if allow_inf else ""
+        raise ValueError(
+            f"{name} must be in (0, {MAX_EPSILON:g}]{' or inf' if allow_inf else ''}, got {value!r}: an "
+            f"(epsilon, delta) guarantee with epsilon > {MAX_EPSILON:g} bounds likelihood ratios by more than "
+            f"e^{MAX_EPSILON:g} ~ 1e43, i.e. it protects nothing, and accounting it would need unbounded time and "
+            f"memory; take epsilon <= {MAX_EPSILON:g}{hint}"
+        )
+    return value
 
 
 def _check_init(init_noise_multiplier: Any) -> float | None:
@@ -199,16 +238,33 @@ def build_dp_event(sigma_dp: float, n_iter: int, init_noise_multiplier: float | 
     return event
 
 
-def _fresh_accountant(accountant: str) -> Any:
+def _fresh_accountant(accountant: str, z_eff: float = 1.0) -> Any:
     dpa = _import_dp_accounting()
     relation = dpa.NeighboringRelation.ADD_OR_REMOVE_ONE  # one user's entire data added or removed
     if accountant == "pld":
-        return dpa.pld.PLDAccountant(relation, value_discretization_interval=PLD_DISCRETIZATION)
+        interval = PLD_DISCRETIZATION * max(1.0, 1.0 / z_eff**2)
+        return dpa.pld.PLDAccountant(relation, value_discretization_interval=interval)
     return dpa.rdp.RdpAccountant(neighboring_relation=relation)
 
 
+def _event_noise_multiplier(event: Any) -> float:
+    """``(Σ 1/z²)^(-1/2)`` over the Gaussian events of a (self-)composed event: the run's single-Gaussian
+    equivalent, which sets the PLD discretisation."""
+    def inverse_square(ev: Any) -> float:
+        if hasattr(ev, "noise_multiplier"):
+            return 1.0 / ev.noise_multiplier**2
+        if hasattr(ev, "events"):
+            return sum(inverse_square(e) for e in ev.events)
+        if hasattr(ev, "event") and hasattr(ev, "count"):
+            return ev.count * inverse_square(ev.event)
+        return 1.0  # pragma: no cover - only Gaussian events are built here
+
+    return 1.0 / math.sqrt(inverse_square(event))
+
+
 def _epsilon_of_event(event: Any, delta: float, accountant: str) -> float:
-    return float(_fresh_accountant(accountant).compose(event).get_epsilon(delta))
+    accountant_ = _fresh_accountant(accountant, _event_noise_multiplier(event))
+    return float(accountant_.compose(event).get_epsilon(delta))
 
 
 def epsilon_for_noise(sigma_dp: float, n_iter: int, delta: float, accountant: str = "pld",
@@ -332,7 +388,7 @@ def calibrate_noise(epsilon: float, delta: float, n_iter: int, accountant: str =
     """
     from scipy.optimize import brentq
 
-    epsilon = check_real("epsilon", epsilon, 0.0)
+    epsilon = check_epsilon(epsilon)
     delta = _check_delta(delta)
     n_iter = check_positive_int("n_iter", n_iter)
     accountant = check_choice("accountant", accountant, ACCOUNTANTS)

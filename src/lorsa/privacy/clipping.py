@@ -132,7 +132,7 @@ def sensitivities(A1: float, A2: float, A3: float, Aw: float, m: int) -> tuple[f
     A2 : float
         Clipping bound of the responses ``y``, > 0.
     A3 : float
-        Clipping bound of the sparse-part predictions ``x̃ᵀb_i``, > 0.
+        Clipping bound of the sparse-part predictions ``x̃ᵀb_i``, >= 0 (``0`` with no sparse part, ``k = 0``).
     Aw : float
         ℓ₂ clipping bound of ``w_i``, > 0.
     m : int
@@ -146,7 +146,7 @@ def sensitivities(A1: float, A2: float, A3: float, Aw: float, m: int) -> tuple[f
     """
     A1 = check_real("A1", A1, 0.0)
     A2 = check_real("A2", A2, 0.0)
-    A3 = check_real("A3", A3, 0.0)
+    A3 = check_real("A3", A3, 0.0, low_inclusive=True)
     Aw = check_real("Aw", Aw, 0.0)
     m = check_positive_int("m", m)
     return m * A1**2 * Aw**2, m * A1 * (A2 + A3) * Aw

@@ -9,8 +9,10 @@ before the U solve. The number of releases is fixed in advance (``max_iter`` ite
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import secrets
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +21,11 @@ import numpy as np
 
 from .. import _validation as v
 from ..data import RaggedTasks, encode_tasks
-from ..io import read_model_file
+from ..io import read_model_file, write_model_file
 from ..model import LRSRegressor
 from ..solvers.amht import AMHTConfig, fit_amht
 from ._checks import check_choice, check_real
-from .accounting import ACCOUNTANTS
+from .accounting import ACCOUNTANTS, _check_delta, check_epsilon
 from .mechanism import (
     ClippedStatistics,
     ClippingBounds,
@@ -34,7 +36,15 @@ from .mechanism import (
 )
 from .report import PrivacyReport
 
-__all__ = ["PrivateLRSRegressor"]
+__all__ = ["PrivateLRSRegressor", "PER_USER_STATEMENT"]
+
+#: What a model file that holds the per-user parameters says about them (``save(..., include_users=True)``).
+PER_USER_STATEMENT = (
+    "This file holds every user's task label and (w_i, b_i). They are NOT covered by the differential privacy "
+    "guarantee: each user's (w_i, b_i) is computed from that user's own data and belongs to that user alone "
+    "(billboard model); anyone holding this file can read which users took part and fit their data. Publish only "
+    "the file written by save(path) (U and the privacy report)."
+)
 
 
 class PrivateLRSRegressor(LRSRegressor):
@@ -44,22 +54,25 @@ class PrivateLRSRegressor(LRSRegressor):
     released while fitting it — is (ε, δ)-differentially private with respect to adding or removing ONE user's
     (task's) entire data, ε accounted with dp-accounting over the ``2·max_iter`` Gaussian releases (plus one for a
     private method-of-moments start). Each ``w_i`` and ``b_i`` is what user ``i`` computes from the published
-    ``U`` and its own data (billboard model, joint DP): ``W_`` and ``B_`` are held here only because this object
-    simulates all users; handing them (or another user's ``w_i, b_i``) to one party is outside the guarantee.
-    The training loss is computed without noise and is not exposed (``loss_history_`` is empty). The guarantee
-    assumes the bounds and hyper-parameters were chosen without looking at the private data, and that the noise
-    seed is secret: a fixed, known ``random_state`` makes the fit reproducible but NOT private (see
-    :mod:`lorsa.privacy.mechanism`).
+    ``U`` and its own data (billboard model, joint DP): ``W_``, ``B_`` and ``tasks_`` are held here only because
+    this object simulates all users; handing them (or another user's ``w_i, b_i``) to one party is outside the
+    guarantee, so :meth:`save` writes ``U`` and the privacy report only unless ``include_users=True``. The training
+    loss, the fit time and which users have few rows are computed without noise and are not exposed
+    (``loss_history_`` and ``iteration_times_`` are empty, no small-task warning is given). The guarantee assumes
+    the bounds and hyper-parameters were chosen without looking at the private data, and that the noise seed is
+    secret: it is drawn from the operating system (:mod:`secrets`); a known ``random_state`` is refused unless
+    ``reproducible=True`` asks for a reproducible, NOT private run (the report then says so).
 
     Parameters
     ----------
     rank, sparsity : int
         ``r`` and ``k``, as in :class:`lorsa.LRSRegressor`.
     epsilon : float, default 1.0
-        Target ε > 0. ``inf`` adds no noise (NOT private: clipping only, for baselines and tests; bounds may then
-        be infinite too).
+        Target ε in (0, 100] (:data:`lorsa.privacy.accounting.MAX_EPSILON`: beyond it the guarantee says nothing).
+        ``inf`` adds no noise (NOT private: clipping only, for baselines and tests; bounds may then be infinite
+        too).
     delta : float, default 1e-6
-        δ in (0, 1); take it well below ``1/t``.
+        δ in (0, 0.01] (:data:`lorsa.privacy.accounting.MAX_DELTA`); take it well below ``1/t``.
     accountant : {"pld", "rdp"}, default "pld"
         dp-accounting's accountant used to calibrate σ_DP to ``(epsilon, delta)``.
     max_rows : int or None, default 100
@@ -86,8 +99,11 @@ class PrivateLRSRegressor(LRSRegressor):
         As in :class:`lorsa.LRSRegressor` (``verbose`` prints only the iteration and the subspace change, both
         functions of the published U's). The data are always held as rows (clipping needs them).
     random_state : int, Generator or None, default None
-        Seed of the random start and of the noise (same seed -> same model). Keep it secret; ``None`` draws
-        fresh OS entropy.
+        Seed of a random start. With a finite ``epsilon`` it must be ``None`` unless ``reproducible=True``.
+    reproducible : bool, default False
+        ``True``: the noise is drawn from ``random_state`` too (same seed -> same model), for experiments and tests.
+        Whoever knows the seed can regenerate and subtract the noise, so such a fit is NOT private (its report
+        says so). ``False``: the noise seed comes from the operating system (:func:`secrets.randbits`).
 
     Attributes
     ----------
@@ -114,7 +130,8 @@ class PrivateLRSRegressor(LRSRegressor):
                  init_budget_share: float = 0.1, max_iter: int = 6, solver: str = "sp", sparse_steps: int = 5,
                  step: str = "normalized", threshold: str = "topk", ridge: float = 0.0,
                  sample_split: int | None = None, dtype: str = "float64", n_jobs: int | None = None,
-                 random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
+                 random_state: int | np.random.Generator | None = None, reproducible: bool = False,
+                 verbose: bool = False) -> None:
         super().__init__(rank, sparsity, row_sparsity=None, solver=solver, sparse_steps=sparse_steps, step=step,
                          threshold=threshold, ridge=ridge, u_solver="exact", init=init, fit_basis=True,
                          max_iter=max_iter, tol=0.0, sample_split=sample_split, dtype=dtype, layout="rows",
@@ -130,16 +147,27 @@ class PrivateLRSRegressor(LRSRegressor):
         self.clip_xb = clip_xb
         self.clip_w = clip_w
         self.init_budget_share = init_budget_share
+        self.reproducible = reproducible
 
     # ------------------------------------------------------------------ parameters
     def _check_privacy(self, d: int) -> tuple[float, float, ClippingBounds]:
         """Validate the privacy parameters; returns ``(epsilon, delta, bounds)``."""
-        eps = check_real("epsilon", self.epsilon, 0.0, allow_inf=True)
-        delta = check_real("delta", self.delta, 0.0, 1.0)
+        eps = check_epsilon(self.epsilon, allow_inf=True)
+        delta = _check_delta(self.delta)
+        if not isinstance(self.reproducible, bool):
+            raise TypeError(f"reproducible must be True or False, got {self.reproducible!r}")
+        if math.isfinite(eps) and self.random_state is not None and not self.reproducible:
+            raise ValueError(
+                f"random_state={self.random_state!r} with a finite epsilon={eps!r}: a known seed lets anyone "
+                "regenerate and subtract the noise, so the fit would NOT be private. Leave random_state=None (the "
+                "noise seed then comes from the operating system), or pass reproducible=True for a reproducible, "
+                "non-private run (experiments, tests)"
+            )
         check_choice("accountant", self.accountant, ACCOUNTANTS)
         m = v.check_int("max_rows", self.max_rows, 1, allow_none=True)
         check_real("init_budget_share", self.init_budget_share, 0.0, 1.0)
-        base = default_bounds(d, self.feature_scale, self.target_scale, m if m is not None else 1)
+        base = default_bounds(d, self.feature_scale, self.target_scale, m if m is not None else 1,
+                              sparsity=self.sparsity if isinstance(self.sparsity, int) else None)
         given = {"clip_x": self.clip_x, "clip_y": self.clip_y, "clip_xb": self.clip_xb, "clip_w": self.clip_w}
         values = {name: None if val is None else check_real(name, val, 0.0, allow_inf=True)
                   for name, val in given.items()}
@@ -185,15 +213,16 @@ class PrivateLRSRegressor(LRSRegressor):
         y = v.check_targets(y, X.shape[0], dtype=dtype)
         labels = v.check_task_labels(tasks, X.shape[0])
         unique, index = encode_tasks(labels)
+        X, y = _drop_overflowing_users(X, y, index, unique.shape[0])
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0])
         r, L = config.rank, config.max_iter
-        self._warn_small_tasks(data.counts, unique, r, config.sparsity)
+        # no small-task warning: whether (and which) users have fewer than r + k rows is not private
         rng = v.check_random_state(self.random_state)
         moments = isinstance(self.init, str) and self.init == "moments"
         # a data-independent start (Haar-random, or a given array, which must not depend on the private data), drawn
         # first as in LRSRegressor; the private method of moments comes later, with the noise seed
         U0 = None if moments else self._initial_basis(X, y, r, rng)
-        seed = tuple(int(s) for s in rng.integers(0, 2**63, size=4))  # 252 secret bits for the noise
+        seed = _noise_seed(rng if self.reproducible or math.isinf(eps) else None)
 
         if math.isinf(eps):
             warnings.warn("epsilon=inf: no noise is added, this model is NOT differentially private",
@@ -201,7 +230,8 @@ class PrivateLRSRegressor(LRSRegressor):
             release, report, z0 = GaussianRelease(0.0, 0.0, seed), None, None
         else:
             share = self.init_budget_share if moments else None
-            release, report, z0 = private_release(bounds, eps, delta, L, self.accountant, share, seed)
+            release, report, z0 = private_release(bounds, eps, delta, L, self.accountant, share, seed,
+                                                  known_seed=self.reproducible)
         if moments:
             U0 = private_moments_basis(data, r, bounds, z0, seed)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
@@ -217,21 +247,66 @@ class PrivateLRSRegressor(LRSRegressor):
             getattr(backend, "close", lambda: None)()
         self._set_fitted(result, unique, d, config)
         self.loss_history_ = np.zeros(0)  # computed from all users' data without noise: not exposed
+        self.iteration_times_ = np.zeros(0)  # the fit time depends on the data: not exposed either
         self.initial_loss_ = math.nan
         self.converged_ = False
         self.privacy_report_ = report
         self.clipping_bounds_ = bounds
         return self
 
+    # ------------------------------------------------------------------ predict
+    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+        """Predict each row with its user's ``U w_i + b_i`` (see :meth:`lorsa.LRSRegressor.predict`).
+
+        A model loaded from a file saved without ``include_users`` holds no user: each user computes its own
+        ``(w_i, b_i)`` from the published ``U`` with :meth:`adapt` (or ``lorsa adapt``).
+        """
+        self._check_fitted()
+        if self.tasks_.shape[0] == 0:
+            raise ValueError("this private model holds U and its privacy report only (a private fit saves no "
+                             "user's parameters); each user fits its own w_i, b_i from U with adapt(X, y) or "
+                             "'lorsa adapt', or load a file written with save(path, include_users=True)")
+        return super().predict(X, tasks)
+
     # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, include_users: bool = False) -> None:
+        """Write the released model: ``U``, the parameters and the privacy report (SPEC §6).
+
+        Parameters
+        ----------
+        path : str or path-like
+        include_users : bool, default False
+            Also write every user's label, ``w_i`` and ``b_i`` (:data:`PER_USER_STATEMENT` is stored with them):
+            outside the guarantee, for a file that stays with the users' data, never for publication.
+        """
+        write_model_file(path, *self._model_file_contents(include_users=include_users))
+
+    def _model_file_contents(self, include_users: bool = False) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+        """``(kind, arrays, metadata)`` of :meth:`save`: without ``include_users`` no label, ``W`` or ``B``."""
+        self._check_fitted()
+        if not isinstance(include_users, bool):
+            raise TypeError(f"include_users must be True or False, got {include_users!r}")
+        if include_users:
+            return LRSRegressor._model_file_contents(self)
+        released = copy.copy(self)  # the same U, no user: labels, W and B never reach the file
+        released.tasks_ = self.tasks_[:0]
+        released.W_ = np.zeros((0, self.U_.shape[1]))
+        released.B_ = self.B_[:, :0]
+        return LRSRegressor._model_file_contents(released)
+
     def _file_metadata(self, params: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
         params = {**params, "random_state": None}  # the noise seed is secret: never written
         report = self.privacy_report_.to_dict() if self.privacy_report_ is not None else None
-        return {"params": params, "attributes": {**attributes, "privacy_report": report}}
+        users = PER_USER_STATEMENT if self.tasks_.shape[0] else None
+        return {"params": params,
+                "attributes": {**attributes, "privacy_report": report, "per_user_parameters": users}}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PrivateLRSRegressor:
-        """Read a model written by :meth:`save`, with its ``privacy_report_`` (``random_state`` is not stored)."""
+        """Read a model written by :meth:`save`, with its ``privacy_report_`` (``random_state`` is not stored).
+
+        A file written without ``include_users`` gives a model with ``U`` and no user (``tasks_`` is empty).
+        """
         from ..io import ModelFileError
 
         est = super().load(path)
@@ -244,6 +319,40 @@ class PrivateLRSRegressor(LRSRegressor):
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"model file {str(path)!r} has an inconsistent privacy report: {exc}") from exc
         return est
+
+
+#: A user whose float64 normal equations could overflow (``n_i·d·max|x|²`` or ``n_i·d·max|x|·max|y|`` above this)
+#: contributes nothing: its per-task step would fail (LinAlgError) and stop everyone's fit.
+_OVERFLOW_LIMIT = 1e280
+
+
+def _drop_overflowing_users(X: np.ndarray, y: np.ndarray, index: np.ndarray, n_tasks: int
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Zero the rows of every user whose per-task step would overflow (a user with zero rows gets ``w_i = 0``,
+    ``b_i = 0`` and adds nothing to ``S_A``, ``S_V``). The decision for user i depends on user i's rows only, so
+    the released statistics still change by at most the sensitivities when one user is added or removed."""
+    ax = np.zeros(n_tasks)
+    ay = np.zeros(n_tasks)
+    np.maximum.at(ax, index, np.max(np.abs(X), axis=1).astype(np.float64))
+    np.maximum.at(ay, index, np.abs(y).astype(np.float64))
+    scale = np.bincount(index, minlength=n_tasks) * X.shape[1]
+    with np.errstate(over="ignore"):
+        bad = ~((scale * ax * ax <= _OVERFLOW_LIMIT) & (scale * ax * ay <= _OVERFLOW_LIMIT))
+    if not bad.any():
+        return X, y
+    rows = bad[index]
+    X, y = X.copy(), y.copy()
+    X[rows] = 0
+    y[rows] = 0
+    return X, y
+
+
+def _noise_seed(rng: np.random.Generator | None) -> tuple[int, ...]:
+    """Four 63-bit words (252 bits) seeding the noise: from the operating system (:func:`secrets.randbits`), or
+    from ``rng`` for a reproducible, NOT private run."""
+    if rng is None:
+        return tuple(secrets.randbits(63) for _ in range(4))
+    return tuple(int(s) for s in rng.integers(0, 2**63, size=4))
 
 
 def _public_callback(callback: Callable[[int, float, float], Any] | None, verbose: bool

@@ -34,7 +34,8 @@ multiplier ``z₀``.
 
 The noise generator is seeded (same seed -> same model). The seed is part of the mechanism's secret randomness:
 whoever knows it can regenerate and subtract the noise, so a model fitted with a published or guessable seed is
-NOT private. Use ``random_state=None`` (fresh OS entropy) for a real release; fixed seeds are for experiments.
+NOT private. :class:`lorsa.PrivateLRSRegressor` draws it from the operating system (:mod:`secrets`) and accepts
+a known seed only for a run declared reproducible (and not private) in its report.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ __all__ = [
 ]
 
 
+#: Relative margin added to every noise std: a clipped contribution's Frobenius norm, computed in float64, can
+#: exceed its bound by a few ulps (measured at most 1 + 4e-15); the noise is calibrated to ``Δ·(1 + 1e-9)``.
+ROUNDING_MARGIN = 1e-9
+
+
 @dataclass(frozen=True)
 class ClippingBounds:
     """Clipping bounds of SPEC §6 and the per-user row budget ``m``.
@@ -75,7 +81,8 @@ class ClippingBounds:
     A2 : float
         Bound of ``|y|``.
     A3 : float
-        Bound of ``|x̃ᵀb_i|``.
+        Bound of ``|x̃ᵀb_i|``; ``0`` when there is no sparse part (``k = 0``: ``b_i = 0``, so the term drops out
+        of ``Δ_V``).
     A_w : float
         ℓ₂ bound of ``w_i``.
     m : float
@@ -90,8 +97,9 @@ class ClippingBounds:
     m: float
 
     def __post_init__(self) -> None:
-        for name in ("A1", "A2", "A3", "A_w", "m"):
+        for name in ("A1", "A2", "A_w", "m"):
             check_real(name, getattr(self, name), 0.0, allow_inf=True)
+        check_real("A3", self.A3, 0.0, low_inclusive=True, allow_inf=True)
 
     @property
     def finite(self) -> bool:
@@ -106,7 +114,7 @@ class ClippingBounds:
 
 
 def default_bounds(n_features: int, feature_scale: float = 1.0, target_scale: float = 1.0,
-                   max_rows: int = 100) -> ClippingBounds:
+                   max_rows: int = 100, sparsity: int | None = None) -> ClippingBounds:
     """Data-independent default clipping bounds for features and targets of known scale.
 
     With ``s_x = feature_scale`` the assumed standard deviation of each feature and ``s_y = target_scale`` that of
@@ -127,13 +135,16 @@ def default_bounds(n_features: int, feature_scale: float = 1.0, target_scale: fl
         ``s_x``, ``s_y`` > 0, chosen without looking at the private data.
     max_rows : int
         ``m >= 1``.
+    sparsity : int, optional
+        ``k``; ``0`` sets ``A₃ = 0``.
     """
     d = check_positive_int("n_features", n_features)
     s_x = check_real("feature_scale", feature_scale, 0.0)
     s_y = check_real("target_scale", target_scale, 0.0)
     m = check_positive_int("max_rows", max_rows)
     A2 = 3.0 * s_y
-    return ClippingBounds(A1=s_x * (math.sqrt(d) + 2.0), A2=A2, A3=A2, A_w=2.0 * s_y / s_x, m=float(m))
+    A3 = 0.0 if sparsity == 0 else A2
+    return ClippingBounds(A1=s_x * (math.sqrt(d) + 2.0), A2=A2, A3=A3, A_w=2.0 * s_y / s_x, m=float(m))
 
 
 def _user_scale(norm_A: np.ndarray, norm_V: np.ndarray, delta_A: float, delta_V: float) -> np.ndarray:
@@ -163,19 +174,35 @@ class ClippedStatistics:
         """Clipped per-user pieces: ``G̃_i = X̃_iᵀX̃_i`` (n, d, d), ``X̃`` (n, m, d), ``t̃_i`` (n, m) and ``w̃`` (n, r),
         with each user's scale ``s_i`` already folded into ``G̃_i`` and ``t̃_i``."""
         b = self.bounds
-        X = clip_rows(block.X, b.A1)
-        y = clip_scalars(block.y, b.A2)
-        xb = np.matmul(gather_columns(X, idx), val.astype(X.dtype, copy=False)[:, :, None])[:, :, 0]
-        target = y - clip_scalars(xb, b.A3)
-        w_c = clip_rows(np.asarray(w, dtype=np.float64), b.A_w)
+        w = np.asarray(w, dtype=np.float64)
+        failed = ~(np.all(np.isfinite(w), axis=1) & np.all(np.isfinite(val), axis=1))
+        if failed.any():  # the user's per-task step failed: it contributes nothing (below)
+            w = np.where(failed[:, None], 0.0, w)
+            val = np.where(failed[:, None], 0.0, val)
+        # float64 throughout, whatever the data's dtype: clipped in float32, a user's S_V change reached
+        # 1.0000038·Δ_V; in float64 the norms and scales are exact to a few ulps (the noise covers that margin)
+        X = clip_rows(np.asarray(block.X, dtype=np.float64), b.A1)
+        y = clip_scalars(np.asarray(block.y, dtype=np.float64), b.A2)
+        if b.A3 == 0 or idx.shape[1] == 0:  # no sparse part (k = 0): b_i = 0
+            target = y
+        else:
+            xb = np.matmul(gather_columns(X, idx), val.astype(np.float64)[:, :, None])[:, :, 0]
+            target = y - clip_scalars(xb, b.A3)
+        w_c = clip_rows(w, b.A_w)
         gram = block_gram(X)
         w_sq = np.sum(w_c * w_c, axis=1)
-        rhs = np.matmul(target[:, None, :], X)[:, 0, :].astype(np.float64)
+        rhs = np.matmul(target[:, None, :], X)[:, 0, :]
         # ‖(w̃w̃ᵀ) ⊗ G̃‖_F = ‖w̃‖²·‖G̃‖_F and ‖X̃ᵀt̃ w̃ᵀ‖_F = ‖X̃ᵀt̃‖·‖w̃‖: no per-user (dr)² matrix is formed
         norm_A = w_sq * np.sqrt(np.sum(gram * gram, axis=(1, 2)))
         norm_V = np.sqrt(w_sq) * np.sqrt(np.sum(rhs * rhs, axis=1))
         scale = _user_scale(norm_A, norm_V, *b.sensitivities())
-        return gram * scale[:, None, None], X, target * scale[:, None].astype(target.dtype), w_c
+        # a user whose step failed (non-finite w_i or b_i, or statistics) contributes nothing this iteration
+        bad = failed | ~(np.isfinite(norm_A) & np.isfinite(norm_V))
+        if bad.any():
+            scale = np.where(bad, 0.0, scale)
+            gram, target, w_c = (np.where(bad[:, None, None], 0.0, gram), np.where(bad[:, None], 0.0, target),
+                                 np.where(bad[:, None], 0.0, w_c))
+        return gram * scale[:, None, None], X, target * scale[:, None], w_c
 
     def __call__(self, block: TaskBlock, U: np.ndarray, w: np.ndarray, idx: np.ndarray, val: np.ndarray,
                  target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +270,7 @@ def _calibrated_sigma(epsilon: float, delta: float, n_iter: int, accountant: str
 
 
 def private_release(bounds: ClippingBounds, epsilon: float, delta: float, n_iter: int, accountant: str = "pld",
-                    init_share: float | None = None, seed: tuple[int, ...] = (0,)
+                    init_share: float | None = None, seed: tuple[int, ...] = (0,), known_seed: bool = False
                     ) -> tuple[GaussianRelease, PrivacyReport, float | None]:
     """Calibrate the mechanism to a target ``(ε, δ)`` and account it (SPEC §6).
 
@@ -264,6 +291,8 @@ def private_release(bounds: ClippingBounds, epsilon: float, delta: float, n_iter
         Share of the zCDP budget for a private method-of-moments start.
     seed : tuple of int
         Secret seed words of the noise.
+    known_seed : bool
+        The seed was derived from a known ``random_state`` (a reproducible, NOT private run): said in the report.
 
     Returns
     -------
@@ -280,8 +309,10 @@ def private_release(bounds: ClippingBounds, epsilon: float, delta: float, n_iter
     z = release_noise_multiplier(sigma, n_iter)
     report = make_privacy_report(sigma, n_iter, delta, accountant=accountant, epsilon_target=epsilon,
                                  init_noise_multiplier=z0, A1=bounds.A1, A2=bounds.A2, A3=bounds.A3,
-                                 A_w=bounds.A_w, m=int(bounds.m), sensitivity_A=delta_A, sensitivity_V=delta_V)
-    return GaussianRelease(delta_A * z, delta_V * z, tuple(seed)), report, z0
+                                 A_w=bounds.A_w, m=int(bounds.m), sensitivity_A=delta_A, sensitivity_V=delta_V,
+                                 known_seed=known_seed)
+    margin = 1.0 + ROUNDING_MARGIN
+    return GaussianRelease(delta_A * z * margin, delta_V * z * margin, tuple(seed)), report, z0
 
 
 def private_moments_basis(data: RaggedTasks, rank: int, bounds: ClippingBounds, noise_multiplier: float | None,

@@ -82,6 +82,9 @@ class PrivacyReport:
         Exact statement of what is protected.
     dp_accounting_version : str
         Version of dp-accounting that computed ``epsilon``.
+    noise_seed : str
+        ``"os_entropy"`` (secret: drawn with :mod:`secrets`) or ``"known_seed"`` (a reproducible run whose noise
+        anyone who knows ``random_state`` can subtract: NOT private, whatever ``epsilon`` says).
     """
 
     epsilon: float
@@ -108,13 +111,21 @@ class PrivacyReport:
     neighbouring: str
     guarantee: str
     dp_accounting_version: str
+    noise_seed: str = "os_entropy"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of all fields (floats, ints, strings and ``None`` only)."""
         return dataclasses.asdict(self)
 
 
-def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | None) -> str:
+def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | None, known_seed: bool = False
+                    ) -> str:
+    if known_seed:
+        return (
+            "NOT PRIVATE: this run was declared reproducible, its noise was drawn from a known random_state, and "
+            "whoever knows that seed can regenerate and subtract the noise. With a secret seed the same mechanism "
+            "would give: " + _guarantee_text(epsilon, delta, accountant, z0)
+        )
     if z0 is None:
         init = "Initialisation is random (data independent) and spends no privacy budget."
     else:
@@ -127,12 +138,14 @@ def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | N
         "to adding or removing ONE user's (task's) entire data. Each w_i and b_i is computed by user i from "
         "the published U and that user's own data and stays with that user (joint differential privacy in "
         "the billboard model); handing all W_ and B_ (or another user's w_i, b_i) to one party is outside "
-        f"this guarantee, and so is anything else computed from the data without noise during the fit (the "
-        f"training loss, which the private estimator does not expose). {init} The number of iterations is "
+        "this guarantee (the model file holds them only when saved with include_users=True, and then says "
+        "so), and so is anything else computed from the data without noise during the fit (the training "
+        f"loss, the fit time, the row and task counts, which the private estimator does not expose). {init} "
+        "The number of iterations is "
         "fixed in advance (no data-dependent stopping). The guarantee assumes the clipping bounds A1, A2, A3, "
         "A_w, the per-user row budget m and the hyper-parameters (rank, sparsity, number of iterations) were "
         "chosen without looking at the private data, and that the seed of the noise generator is secret "
-        "(whoever knows it can subtract the noise)."
+        "(it is drawn from the operating system; whoever knows it can subtract the noise)."
     )
 
 
@@ -140,7 +153,7 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
                         epsilon_target: float | None = None, init_noise_multiplier: float | None = None,
                         A1: float | None = None, A2: float | None = None, A3: float | None = None,
                         A_w: float | None = None, m: int | None = None, sensitivity_A: float | None = None,
-                        sensitivity_V: float | None = None) -> PrivacyReport:
+                        sensitivity_V: float | None = None, known_seed: bool = False) -> PrivacyReport:
     """Account a private AMHT-LRS run and build its :class:`PrivacyReport` (SPEC §6).
 
     Parameters
@@ -163,6 +176,8 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         Per-user, per-iteration row cap.
     sensitivity_A, sensitivity_V : float, optional
         ``Δ_A``, ``Δ_V`` when known directly (e.g. each user's whole contribution clipped in Frobenius norm).
+    known_seed : bool
+        The noise came from a known seed (a reproducible run): the report says it is NOT private.
 
     Raises
     ------
@@ -177,7 +192,7 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
     if epsilon_target is not None:
         epsilon_target = check_real("epsilon_target", epsilon_target, 0.0)
     bounds = {"A1": A1, "A2": A2, "A3": A3, "A_w": A_w}
-    bounds = {k: None if v is None else check_real(k, v, 0.0) for k, v in bounds.items()}
+    bounds = {k: None if v is None else check_real(k, v, 0.0, low_inclusive=(k == "A3")) for k, v in bounds.items()}
     m = None if m is None else check_positive_int("m", m)
     if sensitivity_A is not None:
         sensitivity_A = check_real("sensitivity_A", sensitivity_A, 0.0)
@@ -220,6 +235,7 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         init="random" if z0 is None else "private_moments",
         init_noise_multiplier=z0,
         neighbouring=_NEIGHBOURING,
-        guarantee=_guarantee_text(epsilon, delta, accountant, z0),
+        guarantee=_guarantee_text(epsilon, delta, accountant, z0, known_seed),
         dp_accounting_version=_dp_accounting_version(dpa),
+        noise_seed="known_seed" if known_seed else "os_entropy",
     )
