@@ -16,6 +16,7 @@ from ._estimator import TaskRegressorMixin, rows_weighted
 from .backends import make_backend
 from .data import RaggedTasks, encode_tasks
 from .io import read_model_file, write_model_file
+from .scaling import data_scale
 from .solvers.amht import AMHTConfig, AMHTResult, fit_amht
 from .solvers.init import moments_basis, random_basis
 from .solvers.task_step import TaskStepConfig
@@ -287,6 +288,11 @@ class LRSRegressor(TaskRegressorMixin):
         X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
         config, dtype = self._check_params(X.shape[1])
         X, y = X.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        scale = data_scale(X, y)  # powers of two, only for extreme scales (1e155 overflows, 1e-200 underflows)
+        if not scale.identity:
+            X, y = scale.apply(X, y)
+            config = AMHTConfig(**{**config.__dict__, "task_step": TaskStepConfig(
+                **{**config.task_step.__dict__, "ridge": scale.ridge(config.task_step.ridge)})})
         # the method of moments weighs row j by w_j (as if repeated w_j times): rows scaled by w_j^(1/4)
         init_rows = rows_weighted(X, y, None if weight is None else np.sqrt(weight))
         X, y = rows_weighted(X, y, weight)
@@ -295,6 +301,7 @@ class LRSRegressor(TaskRegressorMixin):
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0], layout=self._layout())
         r, k = config.rank, config.sparsity
         self._warn_small_tasks(data.counts, unique, r, k)
+        _check_sample_split(self.sample_split, data.counts, unique, r, k)
         if self.u_solver == "auto":
             u_solver = choose_u_solver(X.shape[1], r, unique.shape[0], X.shape[0], float(np.median(data.counts)))
             config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
@@ -305,10 +312,10 @@ class LRSRegressor(TaskRegressorMixin):
         backend = self._backend()
         try:
             result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,
-                              full=data if len(batches) > 1 else None, callback=callback)
+                              full=data if len(batches) > 1 else None, callback=scale.callback(callback))
         finally:
             getattr(backend, "close", lambda: None)()
-        self._set_fitted(result, unique, X.shape[1], config)
+        self._set_fitted(scale.undo(result), unique, X.shape[1], config)
         return self
 
     @staticmethod
@@ -510,6 +517,26 @@ def _check_loaded_arrays(U: np.ndarray, W: np.ndarray, tasks: np.ndarray, arrays
     v.check_choice("attributes u_solver", attrs.get("u_solver"), ("exact", "cg"))
     if not isinstance(attrs.get("initial_loss"), int | float) or isinstance(attrs.get("initial_loss"), bool):
         raise ValueError(f"attribute initial_loss must be a number, got {attrs.get('initial_loss')!r}")
+
+
+def _check_sample_split(sample_split: int | None, counts: np.ndarray, labels: np.ndarray, r: int, k: int) -> None:
+    """Refuse a ``sample_split`` that leaves every task fewer than ``max(1, r + k)`` rows in a batch (each batch
+    then fits nothing: the fit would be ruined silently); warn when some tasks are left that few."""
+    if not sample_split or sample_split <= 1:
+        return
+    need = max(1, r + k)
+    per_batch = counts // sample_split
+    if per_batch.max() < need:
+        raise ValueError(f"sample_split={sample_split} leaves every task fewer than rank + sparsity = {need} rows per "
+                         f"batch (the largest task has {int(counts.max())} rows); use sample_split <= "
+                         f"{max(1, int(counts.max()) // need)} or None")
+    short = np.flatnonzero(per_batch < need)
+    if short.size:
+        names = ", ".join(repr(x) for x in labels[short[:5]].tolist())
+        more = f" and {short.size - 5} more" if short.size > 5 else ""
+        warnings.warn(f"sample_split={sample_split}: {short.size} task(s) get fewer than rank + sparsity = {need} rows "
+                      f"per batch ({names}{more}); their per-batch steps are underdetermined", UserWarning,
+                      stacklevel=3)
 
 
 def _print_progress(iteration: int, loss: float, change: float) -> None:
