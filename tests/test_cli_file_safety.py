@@ -162,14 +162,14 @@ def test_outputs_get_the_umask_mode(files, tmp_path, mask):
     (KeyboardInterrupt(), "interrupted (Ctrl-C)"),
 ])
 def test_system_errors_are_one_line(files, capsys, monkeypatch, error, text):
-    import lorsa.tables
+    import lorsa.table_stream
 
     data, _ = files
 
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(lorsa.tables, "read_table", fail)
+    monkeypatch.setattr(lorsa.table_stream, "read_task_table", fail)
     code = main(["fit", str(data), "-o", str(data.parent / "m2.npz"), *FIT])
     assert code == (130 if isinstance(error, KeyboardInterrupt) else 2)
     assert text in _one_line_error(capsys, "lorsa fit: ")

@@ -83,14 +83,7 @@ def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
     TableError
         For an unsupported suffix, an empty file, a file without data rows, or an unreadable file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise TableError(f"data file {str(path)!r} is a folder; give a CSV or Parquet file")
-    kind = _kind(path)
-    if path.stat().st_size == 0:
-        raise TableError(f"file {str(path)!r} is empty (no header, no rows)")
+    path, kind = data_file(path)
     import pandas as pd
 
     try:
@@ -113,6 +106,19 @@ def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
     return frame
 
 
+def data_file(path: str | os.PathLike) -> tuple[Path, str]:
+    """``(path, kind)`` of a data file that exists, is not a folder or empty, and has a table suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise TableError(f"data file {str(path)!r} is a folder; give a CSV or Parquet file")
+    kind = _kind(path)
+    if path.stat().st_size == 0:
+        raise TableError(f"file {str(path)!r} is empty (no header, no rows)")
+    return path, kind
+
+
 def _refuse_duplicates(names: list[str], path: Path) -> None:
     twice = sorted(name for name, n in Counter(names).items() if n > 1)
     if twice:
@@ -124,18 +130,24 @@ def _read_csv(path: Path, sep: str, task_column: str | None) -> Any:
     """A CSV / TSV file, its duplicate header names refused and the task column read as raw text."""
     import pandas as pd
 
+    return pd.read_csv(path, **csv_options(path, sep, task_column)[1])
+
+
+def csv_options(path: Path, sep: str, task_column: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The header of a CSV / TSV file (duplicate names refused) and the ``pandas.read_csv`` options that read its
+    task column as raw text (no NA strings) and every other column with pandas' usual NA strings."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         header = next(csv.reader(fh, delimiter=sep), [])
     _refuse_duplicates(header, path)
     if task_column is None or task_column not in header:
-        return pd.read_csv(path, sep=sep)
+        return header, {"sep": sep}
     try:
         from pandas._libs.parsers import STR_NA_VALUES as na_strings
     except ImportError:  # pragma: no cover - pandas moved it
         na_strings = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
     na_values = {c: sorted(na_strings) for c in header if c != task_column}
-    return pd.read_csv(path, sep=sep, dtype={task_column: str}, keep_default_na=False, na_values=na_values)
+    return header, {"sep": sep, "dtype": {task_column: str}, "keep_default_na": False, "na_values": na_values}
 
 
 def _require(frame: Any, path: Path, column: str, role: str) -> None:
@@ -155,7 +167,8 @@ def numeric_column(frame: Any, path: str | os.PathLike, column: str, role: str,
     return _numeric(frame, path, column, role, allow_missing)
 
 
-def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool = False) -> np.ndarray:
+def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool = False,
+             first_row: int = 0) -> np.ndarray:
     import pandas as pd
 
     series = frame[column]
@@ -170,7 +183,7 @@ def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool
         bad = converted.isna() & series.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise TableError(f"file {str(path)!r}: {role} column {column!r} is not numeric (row {row + 1}: "
+            raise TableError(f"file {str(path)!r}: {role} column {column!r} is not numeric (row {first_row + row + 1}: "
                              f"{series.iloc[row]!r})")
         series = converted
     values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -181,13 +194,13 @@ def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool
         row = int(np.flatnonzero(~finite)[0])
         what = "missing" if np.isnan(values[row]) else "infinite"
         raise TableError(f"file {str(path)!r}: {role} column {column!r} has {int((~finite).sum())} missing or "
-                         f"infinite value(s) (first: row {row + 1} is {what})")
+                         f"infinite value(s) (first: row {first_row + row + 1} is {what})")
     return values
 
 
 def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None, target_column: str | None,
                    features: Sequence[str] | None = None, feature_prefix: str | None = None,
-                   task_name: str | None = None, reserved: Sequence[str] = ()) -> TaskTable:
+                   task_name: str | None = None, reserved: Sequence[str] = (), first_row: int = 0) -> TaskTable:
     """Take the task labels, the target and the features out of a table.
 
     Parameters
@@ -209,13 +222,15 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
         Task of every row when ``task_column`` is None.
     reserved : sequence of str, optional
         Further columns that are never features (e.g. a target read separately).
+    first_row : int, optional
+        Number of data rows of the file before ``frame`` (a chunk of a file read in parts), for messages.
     """
     path = Path(path)
     if features is not None and feature_prefix is not None:
         raise TableError("give the feature columns either as a list or as a prefix, not both")
     if task_column is not None:
         _require(frame, path, task_column, "task")
-        tasks = _task_text(frame[task_column], path, task_column)
+        tasks = _task_text(frame[task_column], path, task_column, first_row)
     elif task_name is not None:
         tasks = TaskCodes.create(np.zeros(frame.shape[0], dtype=np.int64), np.array([str(task_name)]))
     else:
@@ -223,7 +238,7 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     y = None
     if target_column is not None:
         _require(frame, path, target_column, "target")
-        y = _numeric(frame, path, target_column, "target")
+        y = _numeric(frame, path, target_column, "target", first_row=first_row)
     reserved = {c for c in (task_column, target_column, *reserved) if c is not None}
     if features is not None:
         columns = list(features)
@@ -246,11 +261,11 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     clash = reserved.intersection(columns)
     if clash:
         raise TableError(f"column(s) {sorted(clash)} cannot be both a feature and the task or target column")
-    X = np.column_stack([_numeric(frame, path, c, "feature") for c in columns])
+    X = np.column_stack([_numeric(frame, path, c, "feature", first_row=first_row) for c in columns])
     return TaskTable(X=X, y=y, tasks=tasks, feature_columns=columns, frame=frame)
 
 
-def _task_text(labels: Any, path: Path, column: str) -> TaskCodes:
+def _task_text(labels: Any, path: Path, column: str, first_row: int = 0) -> TaskCodes:
     """Task ids as text, the same from every format (see the module docstring); missing or blank ids refused."""
     import pandas as pd
 
@@ -260,8 +275,8 @@ def _task_text(labels: Any, path: Path, column: str) -> TaskCodes:
         fractional = ~missing & (values != np.round(values))
         if fractional.any():
             row = int(np.flatnonzero(fractional)[0])
-            raise TableError(f"file {str(path)!r}: task column {column!r} holds non-integer numbers (row {row + 1}: "
-                             f"{float(values[row])!r}); task ids must be text or integers")
+            raise TableError(f"file {str(path)!r}: task column {column!r} holds non-integer numbers "
+                             f"(row {first_row + row + 1}: {float(values[row])!r}); task ids must be text or integers")
         if not missing.any():
             labels = labels.astype(np.int64)
     elif not (pd.api.types.is_integer_dtype(labels) or pd.api.types.is_string_dtype(labels)
@@ -271,7 +286,7 @@ def _task_text(labels: Any, path: Path, column: str) -> TaskCodes:
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise TableError(f"file {str(path)!r}: task column {column!r} has {int(missing.sum())} missing "
-                         f"value(s) (first: row {row + 1})")
+                         f"value(s) (first: row {first_row + row + 1})")
     codes, uniques = pd.factorize(labels)  # one code per row, one table entry per distinct id
     text = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
     lengths = text.str.len().to_numpy()
@@ -282,8 +297,9 @@ def _task_text(labels: Any, path: Path, column: str) -> TaskCodes:
             rows = np.flatnonzero(codes == entry)
             size = f" ({lengths[entry]:,} characters)" if lengths[entry] else ""
             raise TableError(f"file {str(path)!r}: task column {column!r} has {what}{size} in {rows.size} row(s) "
-                             f"(first: row {rows[0] + 1}); every row needs a task id of 1 to {MAX_TASK_ID_LENGTH} "
-                             f"characters (longer ids cost that much memory for every task: shorten or hash them)")
+                             f"(first: row {first_row + rows[0] + 1}); every row needs a task id of 1 to "
+                             f"{MAX_TASK_ID_LENGTH} characters (longer ids cost that much memory for every task: "
+                             f"shorten or hash them)")
     try:
         return TaskCodes.create(codes, text.to_numpy().astype(str))
     except ValueError as exc:

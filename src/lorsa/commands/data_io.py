@@ -237,7 +237,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
     from .._files import check_not_an_input, check_writable_target
     from ..model import LRSRegressor
-    from ..tables import read_table, select_columns
+    from ..table_stream import read_task_table
 
     check_not_an_input(args.output, [("data file", args.data)])
     check_writable_target(args.output, "model file")
@@ -245,9 +245,9 @@ def run_fit(args: argparse.Namespace) -> int:
         _refuse_privacy_options(args)
     else:
         est = _private_estimator(args)  # checks the privacy options before reading the data
-    frame = read_table(args.data, args.task_column)
-    table = select_columns(frame, args.data, args.task_column, args.target_column, args.features,
-                           args.feature_prefix)
+    # read in chunks straight into X (the table is never held whole: peak memory near the size of X)
+    table = read_task_table(args.data, args.task_column, args.target_column, args.features, args.feature_prefix,
+                            dtype=args.dtype)
     if args.epsilon is not None:
         return _run_private_fit(args, table, est)
     say(args, f"{args.data}: {table.X.shape[0]} rows, {table.tasks.labels.size} tasks, "
@@ -424,7 +424,8 @@ def run_adapt(args: argparse.Namespace) -> int:
 
     from .._files import check_not_an_input, check_writable_target
     from ..model import predict_rows
-    from ..tables import TableError, read_table, select_columns
+    from ..table_stream import read_task_table
+    from ..tables import TableError
 
     check_not_an_input(args.output, [("data file", args.data)])
     check_writable_target(args.output, "model file")
@@ -437,9 +438,8 @@ def run_adapt(args: argparse.Namespace) -> int:
     target = args.target_column or recorded.get("target_column")
     if target is None:
         raise ValueError("the model file records no target column; give --target-column")
-    frame = read_table(args.data, task_column)
     features, prefix = _features(args, recorded)
-    table = select_columns(frame, args.data, task_column, target, features, prefix, task_name=args.task_name)
+    table = read_task_table(args.data, task_column, target, features, prefix, task_name=args.task_name)
     _check_features_match(est, table, args.data)
     labels = _task_labels(est, table.tasks, args.data, task_column)
     known = np.intersect1d(labels.labels, est.tasks_)
