@@ -82,8 +82,39 @@ def test_compressed_metadata_bomb_is_refused_before_inflating(tmp_path):
             for _ in range(n // len(block)):
                 fh.write(block)
     assert path.stat().st_size < 2**20
-    with pytest.raises(ModelFileError, match=r"entry '__metadata__' is 104857600 bytes, more than the 67108864"):
+    with pytest.raises(ModelFileError, match=r"entry '__metadata__.npy' declares \d+ bytes from \d+ stored bytes"):
         read_model_file(path)
+    stored = tmp_path / "big.npz"  # stored, not compressed: refused by the 64 MiB cap on metadata, from its header
+    with zipfile.ZipFile(stored, "w") as zf:
+        zf.writestr("__metadata__.npy", _npy(np.zeros(65 * 2**20, np.uint8)))
+    with pytest.raises(ModelFileError, match=r"entry '__metadata__' is 68157440 bytes, more than the 67108864"):
+        read_model_file(stored)
+
+
+def test_compressed_array_bomb_is_refused_before_inflating(tmp_path):
+    """An array entry of 100 MB of zeros deflated to about 100 KB, with metadata that agrees (shape, dtype and even
+    the checksum), is refused from the sizes in the archive's directory, before anything is inflated."""
+    import hashlib
+
+    n = 100 * 2**20 // 8
+    digest = hashlib.sha256()
+    block = b"\0" * 2**22
+    for _ in range(n * 8 // len(block)):
+        digest.update(block)
+    listing = {"U": {"dtype": "<f8", "shape": [n], "sha256": digest.hexdigest()}}
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("__metadata__.npy", _meta_entry(_base_meta(listing)))
+        with zf.open("U.npy", "w", force_zip64=True) as fh:
+            fh.write(_npy(np.zeros(0), header_shape=(n,)))
+            for _ in range(n * 8 // len(block)):
+                fh.write(block)
+    assert path.stat().st_size < 2**20
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"entry 'U.npy' declares \d+ bytes from \d+ stored bytes \(at most "
+                                             r"200-fold"):
+        read_model_file(path)
+    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize("case", ["non-npy entry", "deep json", "very deep json", "missing array", "plain npy",

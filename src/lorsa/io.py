@@ -13,8 +13,9 @@ JSON with
 Reading never trusts the file: it refuses anything but a regular file (a FIFO would block, a folder is not a
 model), anything but a zip archive of ``.npy`` entries (a plain ``.npy`` renamed ``.npz`` included), metadata larger
 than 64 MiB or nested deeper than 64 levels, an unknown or non-integer format version, and an array whose ``.npy``
-header (dtype, shape) differs from the metadata or whose declared size does not match the archive entry (a
-compressed entry may expand at most 1,100-fold, the limit of deflate) — all checked *before* an array's data is
+header (dtype, shape) differs from the metadata or whose declared size does not match the archive entry (lorsa
+stores entries uncompressed; a compressed entry may expand at most 200-fold, far above what real parameters
+compress by and far below a decompression bomb's 1,000-fold) — all checked *before* an array's data is
 read, so a small file cannot make the reader allocate more than its entries really hold. Then every listed array
 must be present with its checksum, and no unlisted entry may be present. Every problem is a
 :class:`ModelFileError` naming the file. Files are written once, atomically (:func:`lorsa._files.atomic_output`),
@@ -43,7 +44,7 @@ FORMAT_VERSION = 1
 _META = "__metadata__"
 _MAX_METADATA_BYTES = 64 * 2**20
 _MAX_JSON_DEPTH = 64
-_MAX_DEFLATE_RATIO = 1100  # deflate cannot expand more than 1032-fold
+_MAX_DEFLATE_RATIO = 200  # lorsa stores entries uncompressed; numeric data never deflates 200-fold
 _CHUNK = 16 * 2**20
 
 
@@ -190,7 +191,8 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: st
         plausible = info.file_size <= _MAX_DEFLATE_RATIO * max(info.compress_size, 1)
     if not plausible:
         raise ModelFileError(f"{where}: entry {info.filename!r} declares {info.file_size} bytes from "
-                             f"{info.compress_size} stored bytes, which is impossible (tampered?)")
+                             f"{info.compress_size} stored bytes (at most {_MAX_DEFLATE_RATIO}-fold is accepted: a "
+                             f"decompression bomb or a tampered file?)")
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
