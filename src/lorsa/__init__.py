@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 from .datasets.synthetic import make_lrs_regression  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .model import LRSRegressor  # noqa: E402
+from .model_cv import LRSRegressorCV  # noqa: E402
 from .privacy.estimator import PrivateLRSRegressor  # noqa: E402
 
-__all__ = ["LRSRegressor", "ModelFileError", "PrivateLRSRegressor", "make_lrs_regression", "__version__"]
+__all__ = ["LRSRegressor", "LRSRegressorCV", "ModelFileError", "PrivateLRSRegressor", "make_lrs_regression",
+           "__version__"]

@@ -12,6 +12,8 @@ model file, no pickle), and chooses hyper-parameters given as candidate lists on
 | :class:`PromptTuning` | shared ``theta`` + per-task bias | 1 |
 | :class:`SparseFineTuning` | ``theta_0 + b_i``, ``b_i`` k-sparse | k |
 | :class:`TunedLRS` | ``U w_i + b_i`` (AMHT-LRS) | r + k |
+| :class:`MixedEffects` | ``theta_i ~ N(theta_0, Sigma)``, posterior mean (EM) | d |
+| :class:`ConvexLRS` | ``theta_0 + l_i + s_i``, nuclear norm + l1 (APG) | rank(L) + nnz(s_i) |
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ import os
 from typing import Any
 
 from .base import TaskRegressor, rmse
+from .convex import ConvexLRS
 from .finetune import FineTuning, per_task_ridge
+from .mixed import MixedEffects
 from .prompt import PromptTuning
 from .representation import RepresentationLearning, TunedLRS
 from .single import DEFAULT_RIDGE_GRID, SingleModel, pooled_ridge
 from .sparse_finetune import SparseFineTuning
 
 __all__ = ["TaskRegressor", "SingleModel", "FineTuning", "RepresentationLearning", "PromptTuning",
-           "SparseFineTuning", "TunedLRS", "DEFAULT_RIDGE_GRID", "params_per_task", "load_model", "rmse",
+           "SparseFineTuning", "TunedLRS", "MixedEffects", "ConvexLRS", "DEFAULT_RIDGE_GRID", "params_per_task",
+           "load_model", "rmse",
            "per_task_ridge", "pooled_ridge", "MODEL_CLASSES"]
 
 #: Model classes by the ``kind`` recorded in a model file.
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (SingleModel, FineTuning, RepresentationLearning,
-                                                                   PromptTuning, SparseFineTuning, TunedLRS)}
+                                                                   PromptTuning, SparseFineTuning, TunedLRS,
+                                                                   MixedEffects, ConvexLRS)}
 
 
 def params_per_task(estimator: Any) -> int:

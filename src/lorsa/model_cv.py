@@ -1,0 +1,586 @@
+"""``LRSRegressorCV``: AMHT-LRS that chooses its own ``r``, ``k``, ridge, offset and shrinkage (SPEC §1-§5, §8).
+
+The scikit-learn ``RidgeCV`` / ``LassoCV`` convention for :class:`lorsa.LRSRegressor`: every candidate is fitted
+on the training rows of every task and scored (RMSE) on rows of the *same* tasks held out from ``fit``'s data
+(``validation_fraction`` of every task's rows, or ``cv``-fold over rows within tasks); the winner is refitted on
+all rows. Nothing outside the ``X, y`` given to ``fit`` is ever seen.
+
+The model is ``theta_i = theta_0 + U w_i + b_i``: ``theta_0`` is shared (the pooled ridge model, ``offset="single"``,
+or 0), so a task still stores ``r + k`` numbers (and ``k`` indices). Searched, in this order:
+
+- ``offset`` ("none" or "single"): fit AMHT-LRS to ``y - <x, theta_0>``, so that the ridge shrinks a data-starved
+  task toward the population model instead of toward 0;
+- ``rank`` along an ordered path (default 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d``) with the ``sparsity``
+  (0, 1, 2, 5, 10, 20, ...) searched at every rank, stopping as soon as a larger ``r`` stops helping; then ``ridge``
+  (a grid scaled to the data: ``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a typical task's Gram
+  diagonal, times 0, 0.001, ..., 10, starting at 0.1) and ``offset``; the axes are revisited (coordinate search) until no move helps. A fit is warm-started from the best fit so far with the same
+  ``k``, offset and a rank no larger (its ``U``, extended by the method-of-moments directions), else from the
+  method of moments;
+- ``shrinkage`` ("ridge" or "eb"), scored on the same fit at no extra AMHT-LRS cost: "eb" replaces every ``w_i`` by
+  its posterior mean under an empirical-Bayes Gaussian prior ``w_i ~ N(mu_w, Sigma_w)`` (``Sigma_w`` r x r)
+  estimated across tasks by EM (:mod:`lorsa.solvers.random_effects`) with ``U`` and ``b_i`` held fixed: a
+  per-direction shrinkage of ``w_i`` (strong directions of task variation are shrunk less than weak ones, and a
+  task with few rows more than one with many), instead of one isotropic ridge.
+
+A candidate must improve the best hold-out RMSE by more than ``improvement`` (relative) to be preferred, so among
+near-ties the smaller model wins.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _validation as v
+from .data import encode_tasks, split_rows
+from .io import read_model_file, write_model_file
+from .model import LRSRegressor, predict_rows
+from .params import ParamsMixin, plain_value
+from .solvers.random_effects import fit_random_effects, posterior_means, task_gram_blocks
+from .task_labels import TaskIndex
+
+__all__ = ["LRSRegressorCV", "default_ranks", "default_sparsities", "ridge_scale"]
+
+_OFFSETS = ("none", "single")
+_SHRINKAGES = ("ridge", "eb")
+_RIDGE_FACTORS = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+_SHARED_RIDGES = (0.0, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+def default_ranks(n_features: int, max_rank: int | None = None) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d`` (and at most ``max_rank``)."""
+    top = n_features - 1 if max_rank is None else min(n_features - 1, max_rank)
+    out, r = [1, 2, 3], 4
+    while r <= top:
+        out += [r, r + r // 2]
+        r *= 2
+    return [x for x in out if x <= top]
+
+
+def default_sparsities(n_features: int) -> list[int]:
+    """0, 1, 2, 5, 10, 20, 50, ... up to ``d / 2``."""
+    out = [0]
+    for base in (1, 2, 5):
+        scale = 1
+        while base * scale <= n_features // 2:
+            out.append(base * scale)
+            scale *= 10
+    return sorted(set(out))
+
+
+def ridge_scale(X: np.ndarray, index: np.ndarray, n_tasks: int) -> float:
+    """``median_i m_i * mean_j ||x_j||^2 / d``: the diagonal of a typical task's ``X_i^T X_i``."""
+    counts = np.bincount(index, minlength=n_tasks)
+    counts = counts[counts > 0]
+    sq = float(np.einsum("nd,nd->", X, X)) / max(X.shape[0] * X.shape[1], 1)
+    return float(np.median(counts)) * max(sq, 1e-300)
+
+
+def _sparse_part(X: np.ndarray, index: np.ndarray, B: sp.spmatrix) -> np.ndarray:
+    """``<x_j, b_{i(j)}>`` for every row."""
+    return predict_rows(X, index, np.zeros((X.shape[1], 1)), np.zeros((B.shape[1], 1)), B)
+
+
+def _eb_fit(X: np.ndarray, y: np.ndarray, index: np.ndarray, n_tasks: int, U: np.ndarray, B: sp.spmatrix) -> Any:
+    """Empirical-Bayes ``w_i``: EM for ``y_i - X_i b_i = X_i U w_i + eps``, ``w_i ~ N(mu_w, Sigma_w)``."""
+    Z = X @ U
+    blocks = task_gram_blocks(Z, y - _sparse_part(X, index, B), index, n_tasks)
+    return fit_random_effects(blocks, n_tasks, max_iter=200, tol=1e-7)
+
+
+def _warm_basis(U: np.ndarray, gram_w: np.ndarray, rank: int, directions: np.ndarray) -> np.ndarray:
+    """A start for rank ``rank`` from a fitted ``U`` (d, r0): its leading directions of ``U W^T`` (``gram_w =
+    W^T W``) when shrinking, or ``U`` followed by the moments ``directions`` orthogonalised when growing."""
+    r0 = U.shape[1]
+    if rank == r0:
+        return U
+    vals, vecs = np.linalg.eigh(gram_w)
+    lead = U @ vecs[:, ::-1]
+    if rank < r0:
+        Q, _ = np.linalg.qr(lead[:, :rank])
+        return Q
+    Q, _ = np.linalg.qr(np.hstack([lead, directions]))
+    return np.ascontiguousarray(Q[:, :rank])
+
+
+def _moments_directions(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """All eigenvectors of ``(1/N) sum y^2 x x^T`` by decreasing eigenvalue (SPEC §4), for growing a basis."""
+    d = X.shape[1]
+    M = np.zeros((d, d))
+    for start in range(0, X.shape[0], chunk_rows):
+        Xc = X[start:start + chunk_rows]
+        M += Xc.T @ (Xc * (y[start:start + chunk_rows] ** 2)[:, None])
+    _, vecs = np.linalg.eigh(0.5 * (M + M.T))
+    return vecs[:, ::-1]
+
+
+class LRSRegressorCV(ParamsMixin):
+    """:class:`LRSRegressor` with ``r``, ``k``, the ridge, the offset and the shrinkage of ``w_i`` chosen on held-out
+    rows (ordered, warm-started search), then refitted on all rows.
+
+    Parameters
+    ----------
+    ranks : sequence of int or None, default None
+        Ordered ``r`` path; None: 1, 2, 4, 8, ... below ``d`` (:func:`default_ranks`, capped by ``max_rank``).
+    sparsities : sequence of int or None, default None
+        Ordered ``k`` path; None: 0, 1, 2, 5, 10, 20, ... up to ``d / 2``.
+    ridges : sequence of float or None, default None
+        Ridge path, searched from its middle value; None: ``(0, 0.001, 0.01, 0.1, 1, 10) * s`` with ``s`` from
+        :func:`ridge_scale`.
+    offsets : sequence of {"none", "single"}, default ("none", "single")
+        Candidate shared offsets ``theta_0`` (the pooled ridge model, its ridge chosen on held-out rows).
+    shrinkages : sequence of {"ridge", "eb"}, default ("ridge", "eb")
+        Candidate shrinkage of ``w_i``: the fit's isotropic ridge, or the empirical-Bayes posterior mean.
+    cv : int or None, default None
+        None: one hold-out split (``validation_fraction`` of every task's rows); an int ``K >= 2``: K folds over the
+        rows of every task (every candidate fitted K times, scored on all held-out rows).
+    validation_fraction : float, default 0.2
+        Share of every task's rows held out when ``cv`` is None (a task keeps at least one training row).
+    max_rank : int or None, default 64
+        Cap of the default rank path.
+    improvement : float, default 1e-3
+        Relative decrease of the hold-out RMSE a move must bring to be taken.
+    max_iter, tol, engine, n_jobs, dtype
+        Passed to every :class:`LRSRegressor` fit (``tol`` default 1e-6).
+    search_tol : float, default 1e-4
+        Stopping tolerance of the candidate fits of the search (the final refit uses ``tol``): hold-out scores
+        settle long before the iterates do.
+    refit : bool, default True
+        Refit the winner on all rows of ``fit``'s data (False: only the search; see :meth:`fit_best`).
+    random_state : int, Generator or None
+        Seed of the splits and the fits: the same seed gives the same model.
+
+    Attributes
+    ----------
+    best_params_ : dict
+        ``rank``, ``sparsity``, ``ridge``, ``offset``, ``shrinkage`` of the final model.
+    best_score_ : float
+        Its hold-out RMSE.
+    cv_results_ : dict of lists
+        One entry per candidate fitted: ``rank``, ``sparsity``, ``ridge``, ``offset``, ``rmse_ridge``, ``rmse_eb``,
+        ``rmse`` (the better of the two allowed), ``n_iter`` (summed over folds), ``fit_seconds``, ``params``.
+    n_fits_ : int
+        AMHT-LRS fits run, the final refit included.
+    search_seconds_, refit_seconds_ : float
+        Wall time of the search and of the final refit.
+    holdout_mask_ : ndarray of bool, shape (N,)
+        Rows of ``fit``'s data held out for scoring (``cv=None``); every other row trained every candidate.
+    best_estimator_ : LRSRegressor
+        The refitted AMHT-LRS model of ``y - <x, theta_0>`` (its ``W_`` holds the final, possibly shrunk, ``w_i``).
+    U_, W_, B_, tasks_, n_features_in_
+        As in :class:`LRSRegressor`.
+    offset_ : ndarray of shape (d,)
+        ``theta_0`` (zeros for ``offset="none"``).
+    w_prior_mean_, w_prior_cov_, noise_var_
+        The empirical-Bayes prior and noise variance (``shrinkage="eb"``; else None).
+    """
+
+    def __init__(self, ranks: Any = None, sparsities: Any = None, ridges: Any = None, *,
+                 offsets: Any = ("none", "single"), shrinkages: Any = ("ridge", "eb"), cv: int | None = None,
+                 validation_fraction: float = 0.2, max_rank: int | None = 64, improvement: float = 1e-3,
+                 max_iter: int = 100, tol: float = 1e-6, search_tol: float = 1e-4, refit: bool = True,
+                 engine: str = "auto", n_jobs: int | None = None, dtype: str = "float64",
+                 random_state: int | np.random.Generator | None = None, verbose: bool = False) -> None:
+        self.ranks = ranks
+        self.sparsities = sparsities
+        self.ridges = ridges
+        self.offsets = offsets
+        self.shrinkages = shrinkages
+        self.cv = cv
+        self.validation_fraction = validation_fraction
+        self.max_rank = max_rank
+        self.improvement = improvement
+        self.max_iter = max_iter
+        self.tol = tol
+        self.search_tol = search_tol
+        self.refit = refit
+        self.engine = engine
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _axes(self, X: np.ndarray, index: np.ndarray, t: int) -> dict[str, list[Any]]:
+        d = X.shape[1]
+        if d < 2:
+            raise ValueError(f"X must have at least 2 features for a rank-r basis with r < d, got d={d}")
+        max_rank = v.check_int("max_rank", self.max_rank, 1, allow_none=True)
+        ranks = default_ranks(d, max_rank) if self.ranks is None else _sorted_list(
+            "ranks", self.ranks, lambda n, x: v.check_int(n, x, 1, d - 1))
+        ks = default_sparsities(d) if self.sparsities is None else _sorted_list(
+            "sparsities", self.sparsities, lambda n, x: v.check_int(n, x, 0, d))
+        if self.ridges is None:
+            scale = ridge_scale(X, index, t)
+            ridges = [f * scale for f in _RIDGE_FACTORS]
+        else:
+            ridges = _sorted_list("ridges", self.ridges, lambda n, x: v.check_float(n, x, 0.0))
+        offsets = _choices("offsets", self.offsets, _OFFSETS)
+        shrinkages = _choices("shrinkages", self.shrinkages, _SHRINKAGES)
+        return {"rank": ranks, "sparsity": ks, "ridge": ridges, "offset": offsets, "shrinkage": shrinkages}
+
+    def _splits(self, index: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Held-out masks: one (hold-out) or K (folds over each task's rows)."""
+        if self.cv is None:
+            fraction = v.check_float("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                                     low_inclusive=False, high_inclusive=False)
+            held = split_rows(index, fraction, rng)
+            if not held.any():
+                raise ValueError(f"validation_fraction={fraction:g} holds out no row (every task has a single row or "
+                                 "too few); give a larger fraction or use LRSRegressor with fixed parameters")
+            return [held]
+        folds = v.check_int("cv", self.cv, 2, 100)
+        n = index.shape[0]
+        order = np.lexsort((rng.random(n), index))
+        starts = np.flatnonzero(np.r_[True, index[order][1:] != index[order][:-1]])
+        counts = np.diff(np.r_[starts, n])
+        position = np.arange(n) - np.repeat(starts, counts)
+        fold = np.empty(n, dtype=np.int64)
+        fold[order] = position % folds
+        single = np.repeat(counts, counts)[np.argsort(order)] < 2  # a one-row task always trains
+        return [(fold == f) & ~single for f in range(folds)]
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any, tasks: Any, *, validation: tuple[Any, Any, Any] | None = None) -> LRSRegressorCV:
+        """Search ``r``, ``k``, ridge, offset and shrinkage on held-out rows, then refit on all rows of ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, d)
+        y : array-like of shape (N,)
+        tasks : array-like of shape (N,)
+            Task label (int or str) of every row.
+        validation : (X_val, y_val, tasks_val), optional
+            Held-out rows of the same tasks given by the caller (then ``cv`` and ``validation_fraction`` are not
+            used and every candidate trains on all of ``X``): for features that were themselves fitted on the
+            training targets (e.g. MovieLens movie vectors), where rows held out of ``X`` would be optimistic.
+        """
+        X = v.check_features(X, dtype=np.dtype(np.float64))
+        y = v.check_targets(y, X.shape[0])
+        labels = v.check_task_labels(tasks, X.shape[0])
+        unique, index = encode_tasks(labels)
+        t = unique.shape[0]
+        axes = self._axes(X, index, t)
+        v.check_float("improvement", self.improvement, 0.0, 1.0)
+        if not isinstance(self.refit, bool):
+            raise TypeError(f"refit must be True or False, got {self.refit!r}")
+        rng = v.check_random_state(self.random_state)
+        seed = int(rng.integers(0, 2**31 - 1))
+        start = time.perf_counter()
+        if validation is None:
+            helds = self._splits(index, rng)
+            splits = [self._prepare_split(X[~h], y[~h], index[~h], X[h], y[h], index[h], seed) for h in helds]
+        else:
+            if not isinstance(validation, tuple | list) or len(validation) != 3:
+                raise TypeError("validation must be a tuple (X_val, y_val, tasks_val)")
+            Xv = v.check_features(validation[0], name="validation X", n_features=X.shape[1],
+                                  dtype=np.dtype(np.float64))
+            yv = v.check_targets(validation[1], Xv.shape[0], name="validation y")
+            iv = TaskIndex(unique).lookup(v.check_task_labels(validation[2], Xv.shape[0], "validation tasks"),
+                                          "validation tasks")
+            helds = []
+            splits = [self._prepare_split(X, y, index, Xv, yv, iv, seed)]
+        self._results: list[dict[str, Any]] = []
+        cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def evaluate(point: dict[str, Any]) -> dict[str, Any]:
+            key = (point["rank"], point["sparsity"], point["ridge"], point["offset"])
+            if key not in cache:
+                cache[key] = self._evaluate(point, splits, t, axes["shrinkage"], seed)
+            return cache[key]
+
+        current = {"rank": axes["rank"][0], "sparsity": axes["sparsity"][0],
+                   "ridge": axes["ridge"][len(axes["ridge"]) // 2], "offset": axes["offset"][-1]}
+        best = evaluate(current)
+        for off in axes["offset"]:
+            cand = evaluate({**current, "offset": off})
+            if self._better(cand, best):
+                best, current = cand, {**current, "offset": off}
+        # The rank path, with the sparsity searched at every rank from the previous rank's best k; the path stops
+        # at the first rank that does not improve on the best so far.
+        for r in axes["rank"]:
+            point, cand, _ = self._line_search("sparsity", axes["sparsity"], {**current, "rank": r},
+                                               evaluate({**current, "rank": r}), evaluate)
+            if cand is best or self._better(cand, best):
+                best, current = cand, point
+            else:
+                break
+        # Then the ridge, and the three axes revisited until no move helps.
+        for _cycle in range(3):
+            moved = False
+            for axis in ("ridge", "sparsity", "rank", "offset"):
+                current, best, step_moved = self._line_search(axis, axes[axis], current, best, evaluate)
+                moved |= step_moved
+            if not moved:
+                break
+        self.search_seconds_ = time.perf_counter() - start
+        self.best_params_ = {**{k: plain_value(current[k]) for k in ("rank", "sparsity", "ridge", "offset")},
+                             "shrinkage": best["shrinkage"]}
+        self.best_score_ = float(best["rmse"])
+        self.cv_results_ = {name: [r[name] for r in self._results] for name in
+                            ("rank", "sparsity", "ridge", "offset", "rmse_ridge", "rmse_eb", "rmse", "n_iter",
+                             "fit_seconds")}
+        self.cv_results_["params"] = [{k: r[k] for k in ("rank", "sparsity", "ridge", "offset")} for r in self._results]
+        self.n_fits_ = len(splits) * len(self._results)
+        self.holdout_mask_ = helds[0] if len(helds) == 1 else None
+        self._warm = self._init(splits[0], best)
+        del self._results
+        self.refit_seconds_ = 0.0
+        if self.refit:
+            self._refit(X, y, index, unique, self._warm)
+        return self
+
+    def fit_best(self, X: Any, y: Any, tasks: Any) -> LRSRegressorCV:
+        """Fit the chosen parameters (``best_params_``) on ``(X, y)``: e.g. on the full training data after a
+        search on a tuning problem whose features differ (started from the method of moments, not warm)."""
+        if not hasattr(self, "best_params_"):
+            raise RuntimeError("fit_best needs best_params_: call fit(...) first")
+        X = v.check_features(X, dtype=np.dtype(np.float64))
+        y = v.check_targets(y, X.shape[0])
+        unique, index = encode_tasks(v.check_task_labels(tasks, X.shape[0]))
+        self._refit(X, y, index, unique, "moments")
+        return self
+
+    def _better(self, cand: dict[str, Any], best: dict[str, Any]) -> bool:
+        return bool(cand["rmse"] < best["rmse"] * (1 - self.improvement))
+
+    def _line_search(self, axis: str, values: list[Any], current: dict[str, Any], best: dict[str, Any],
+                     evaluate: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """Move along one axis from the current point, upward then downward, while the score improves."""
+        pos = values.index(current[axis])
+        moved = False
+        for direction in (1, -1):
+            p = pos + direction
+            while 0 <= p < len(values):
+                cand = evaluate({**current, axis: values[p]})
+                if not self._better(cand, best):
+                    break
+                best, current, pos, moved = cand, {**current, axis: values[p]}, p, True
+                p += direction
+            if moved:
+                break
+        return current, best, moved
+
+    def _prepare_split(self, X, y, index, X_held, y_held, index_held, seed) -> dict[str, Any]:
+        from .baselines.single import SingleModel
+
+        single = SingleModel(_SHARED_RIDGES, random_state=seed).fit(X, y, index)
+        return {"X": X, "y": y, "index": index, "X_held": X_held, "y_held": y_held, "index_held": index_held,
+                "offset": single.coef_, "warm": {}, "directions": {}, "best_rmse": {}}
+
+    def _lrs(self, point: dict[str, Any], init: Any, seed: int, search: bool = False) -> LRSRegressor:
+        tol = max(self.tol, self.search_tol) if search else self.tol
+        return LRSRegressor(rank=point["rank"], sparsity=point["sparsity"], ridge=point["ridge"], init=init,
+                            max_iter=self.max_iter, tol=tol, engine=self.engine, n_jobs=self.n_jobs,
+                            dtype=self.dtype, random_state=seed)
+
+    def _init(self, split: dict[str, Any], point: dict[str, Any]) -> Any:
+        warm = split["warm"].get((point["offset"], point["sparsity"]))
+        if warm is None or warm[0].shape[1] > point["rank"]:
+            return "moments"
+        U, gram_w = warm
+        return _warm_basis(U, gram_w, point["rank"], split["directions"][point["offset"]])
+
+    def _evaluate(self, point, splits, t, shrinkages, seed) -> dict[str, Any]:
+        tic = time.perf_counter()
+        sq = {"ridge": 0.0, "eb": 0.0}
+        n_held, n_iter = 0, 0
+        fitted = []
+        for split in splits:
+            X, index, Xh = split["X"], split["index"], split["X_held"]
+            offset = split["offset"] if point["offset"] == "single" else np.zeros(X.shape[1])
+            target = split["y"] - X @ offset
+            est = self._lrs(point, self._init(split, point), seed, search=True).fit(X, target, index)
+            n_iter += est.n_iter_
+            if point["offset"] not in split["directions"]:
+                split["directions"][point["offset"]] = _moments_directions(X, target)
+            est_index = np.searchsorted(est.tasks_, split["index_held"])
+            base = Xh @ offset
+            pred = predict_rows(Xh, est_index, est.U_, est.W_, est.B_) + base
+            sq["ridge"] += float(np.sum((pred - split["y_held"]) ** 2))
+            if "eb" in shrinkages:
+                eb = _eb_fit(X, target, index, t, est.U_, est.B_)
+                pred_eb = predict_rows(Xh, est_index, est.U_, eb.coef, est.B_) + base
+                sq["eb"] += float(np.sum((pred_eb - split["y_held"]) ** 2))
+            n_held += int(Xh.shape[0])
+            fitted.append(est)
+        rm = {k: float(np.sqrt(s / max(n_held, 1))) for k, s in sq.items()}
+        allowed = {k: rm[k] for k in shrinkages}
+        shrink = min(allowed, key=lambda k: (allowed[k], k != "ridge"))
+        row = {**point, "rmse_ridge": rm["ridge"], "rmse_eb": rm["eb"] if "eb" in shrinkages else float("nan"),
+               "rmse": allowed[shrink], "shrinkage": shrink, "n_iter": n_iter,
+               "fit_seconds": time.perf_counter() - tic}
+        self._results.append(row)
+        # A later candidate with the same offset and k starts from the best fit so far of that pair (kept small: U
+        # and W^T W, never W). Starts from another k or truncated from a larger r were measured to land in poorer
+        # fits (U had compensated for other supports), so those start from the method of moments.
+        key = (point["offset"], point["sparsity"])
+        for split, est in zip(splits, fitted, strict=True):
+            if row["rmse"] <= split["best_rmse"].get(key, np.inf):
+                split["best_rmse"][key] = row["rmse"]
+                split["warm"][key] = (est.U_, est.W_.T @ est.W_)
+        if self.verbose:
+            print(f"r={point['rank']:3d} k={point['sparsity']:3d} ridge={point['ridge']:.4g} "
+                  f"offset={point['offset']:6s} rmse(ridge)={rm['ridge']:.5f} rmse(eb)={row['rmse_eb']:.5f} ({row['fit_seconds']:.2f} s)",
+                  flush=True)
+        return row
+
+    def _refit(self, X, y, index, unique, init) -> None:
+        from .baselines.single import SingleModel
+
+        tic = time.perf_counter()
+        best = self.best_params_
+        seed = int(v.check_random_state(self.random_state).integers(0, 2**31 - 1))
+        offset = np.zeros(X.shape[1])
+        if best["offset"] == "single":
+            offset = SingleModel(_SHARED_RIDGES, random_state=seed).fit(X, y, index).coef_
+        target = y - X @ offset
+        est = self._lrs(best, init, seed).fit(X, target, index)
+        self.w_prior_mean_ = self.w_prior_cov_ = self.noise_var_ = None
+        if best["shrinkage"] == "eb":
+            eb = _eb_fit(X, target, index, unique.shape[0], est.U_, est.B_)
+            est.W_ = eb.coef
+            self.w_prior_mean_, self.w_prior_cov_, self.noise_var_ = eb.mean, eb.cov, float(eb.noise_var)
+        est.tasks_ = unique
+        est._index = TaskIndex(unique)
+        self.best_estimator_ = est
+        self.offset_ = offset
+        self._set_model(est.U_, est.W_, est.B_, unique, X.shape[1])
+        self.refit_seconds_ = time.perf_counter() - tic
+        self.n_fits_ += 1
+
+    def _set_model(self, U, W, B, tasks, d) -> None:
+        self.U_, self.W_, self.B_, self.tasks_, self.n_features_in_ = U, W, B.tocsc(), tasks, int(d)
+
+    # ------------------------------------------------------------------ predict / adapt
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "U_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
+
+    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+        """``<x_j, theta_0 + U w_i + b_i>`` for every row, with its own task's model.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, d)
+        tasks : array-like of shape (N,)
+            Labels of tasks seen in ``fit`` (or added by :meth:`adapt_tasks` through the command line).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (N,)
+        """
+        self._check_fitted()
+        X = v.check_features(X, n_features=self.n_features_in_, dtype=np.dtype(np.float64))
+        labels = v.check_task_labels(tasks, X.shape[0])
+        index = TaskIndex(self.tasks_).lookup(labels, "tasks")
+        return predict_rows(X, index, self.U_, self.W_, self.B_) + X @ self.offset_
+
+    def score(self, X: Any, y: Any, tasks: Any) -> float:
+        """Root mean squared error of :meth:`predict` on ``(X, y)``."""
+        pred = self.predict(X, tasks)
+        y = v.check_targets(y, pred.shape[0])
+        return float(np.sqrt(np.mean((pred - y) ** 2)))
+
+    def adapt_tasks(self, X: Any, y: Any, tasks: Any, max_iter: int = 100
+                    ) -> tuple[np.ndarray, np.ndarray, sp.csc_matrix]:
+        """Fit new tasks with ``U`` and ``theta_0`` fixed (SPEC §5); with ``shrinkage="eb"`` every ``w_i`` is then
+        its posterior mean under the learned prior. Returns ``labels (t_new,)``, ``W (t_new, r)``, ``B (d, t_new)``."""
+        self._check_fitted()
+        X = v.check_features(X, n_features=self.n_features_in_, dtype=np.dtype(np.float64))
+        y = v.check_targets(y, X.shape[0])
+        inner = self._inner()
+        target = y - X @ self.offset_
+        labels, W, B = inner.adapt_tasks(X, target, tasks, max_iter=max_iter)
+        if self.w_prior_cov_ is not None:
+            _, index = encode_tasks(v.check_task_labels(tasks, X.shape[0]))
+            Z = X @ self.U_
+            blocks = task_gram_blocks(Z, target - _sparse_part(X, index, B), index, labels.shape[0])
+            W = posterior_means(blocks, labels.shape[0], self.w_prior_mean_, self.w_prior_cov_, self.noise_var_)
+        return labels, W, B
+
+    def adapt(self, X: Any, y: Any, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """One new task: ``w (r,)`` and a dense ``b (d,)`` (see :meth:`adapt_tasks`)."""
+        X = v.check_features(X, n_features=getattr(self, "n_features_in_", None), dtype=np.dtype(np.float64))
+        _, W, B = self.adapt_tasks(X, y, np.zeros(X.shape[0], dtype=np.int64), max_iter=max_iter)
+        return W[0], B[:, 0].toarray().ravel()
+
+    def _inner(self) -> LRSRegressor:
+        p = self.best_params_
+        est = LRSRegressor(rank=int(p["rank"]), sparsity=int(p["sparsity"]), ridge=float(p["ridge"]),
+                           max_iter=self.max_iter, tol=self.tol, engine=self.engine, n_jobs=self.n_jobs,
+                           dtype=self.dtype)
+        est.U_, est.W_, est.B_, est.tasks_ = self.U_, self.W_, self.B_, self.tasks_
+        est.n_features_in_ = self.n_features_in_
+        est._index = TaskIndex(self.tasks_)
+        return est
+
+    @property
+    def params_per_task(self) -> int:
+        """``r + k``: what a task stores beyond the shared ``U`` and ``theta_0``."""
+        self._check_fitted()
+        return int(self.best_params_["rank"]) + int(self.best_params_["sparsity"])
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model (``U``, ``W``, ``B``, ``theta_0``, the prior) in lorsa's model file (no pickle)."""
+        self._check_fitted()
+        B = self.B_.tocsc()
+        arrays = {"U": self.U_, "W": self.W_, "B_data": B.data, "B_indices": B.indices.astype(np.int64),
+                  "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "offset": self.offset_}
+        if self.w_prior_cov_ is not None:
+            arrays.update(w_prior_mean=self.w_prior_mean_, w_prior_cov=self.w_prior_cov_)
+        params = {k: plain_value(val) for k, val in self.get_params().items() if k != "random_state"}
+        params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else None
+        attributes = {"n_features": self.n_features_in_, "best_params": self.best_params_,
+                      "best_score": self.best_score_, "noise_var": self.noise_var_, "n_fits": self.n_fits_}
+        write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LRSRegressorCV:
+        """Read a model written by :meth:`save` (format version, checksums, kind and shapes verified)."""
+        from .io import ModelFileError
+
+        arrays, meta = read_model_file(path, kind=cls.__name__)
+        try:
+            params = dict(meta["params"])
+            for name in ("ranks", "sparsities", "ridges", "offsets", "shrinkages"):
+                if isinstance(params.get(name), list):
+                    params[name] = tuple(params[name])
+            est = cls(**params)
+            attrs = meta["attributes"]
+            U, W, tasks = arrays["U"], arrays["W"], arrays["tasks"]
+            d, r = U.shape
+            B = sp.csc_matrix((arrays["B_data"], arrays["B_indices"], arrays["B_indptr"]), shape=(d, tasks.shape[0]))
+            B.check_format(full_check=True)
+            if W.shape != (tasks.shape[0], r) or arrays["offset"].shape != (d,) or attrs["n_features"] != d:
+                raise ValueError(f"U {U.shape}, W {W.shape}, offset {arrays['offset'].shape}, {tasks.shape[0]} tasks")
+            est._set_model(U, W, B, tasks, d)
+            est.offset_ = arrays["offset"]
+            est.best_params_ = dict(attrs["best_params"])
+            est.best_score_ = float(attrs["best_score"])
+            est.n_fits_ = int(attrs["n_fits"])
+            est.w_prior_mean_ = arrays.get("w_prior_mean")
+            est.w_prior_cov_ = arrays.get("w_prior_cov")
+            est.noise_var_ = None if attrs.get("noise_var") is None else float(attrs["noise_var"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelFileError(f"model file {str(path)!r} is inconsistent: {exc}") from exc
+        return est
+
+
+def _sorted_list(name: str, values: Any, check: Any) -> list[Any]:
+    items = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
+    if not items:
+        raise ValueError(f"{name} must be a non-empty sequence, got an empty one")
+    return sorted({check(f"{name}[{i}]", x) for i, x in enumerate(items)})
+
+
+def _choices(name: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
+    items = [values] if isinstance(values, str) else list(values)
+    if not items:
+        raise ValueError(f"{name} must be a non-empty sequence of {list(allowed)}, got an empty one")
+    return [v.check_choice(f"{name}[{i}]", x, allowed) for i, x in enumerate(items)]

@@ -1,0 +1,128 @@
+"""LRSRegressorCV: chooses r and k on held-out rows of the training data, never anything else; API, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lorsa
+from lorsa import LRSRegressor, LRSRegressorCV, make_lrs_regression
+from lorsa.model_cv import default_ranks, default_sparsities
+
+
+@pytest.fixture(scope="module")
+def lrs_problem():
+    """d = 16, r = 3, k = 2, 150 tasks of 100 rows, low noise: the right (r, k) is clearly the best."""
+    return make_lrs_regression(n_tasks=150, n_samples=100, n_features=16, rank=3, sparsity=2, row_sparsity=None,
+                               noise=0.01, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(lrs_problem):
+    P = lrs_problem
+    return LRSRegressorCV(random_state=0).fit(P.X, P.y, tasks=P.tasks)
+
+
+def test_recovers_rank_and_sparsity(fitted, lrs_problem):
+    P = lrs_problem
+    assert fitted.best_params_["rank"] == 3
+    assert fitted.best_params_["sparsity"] == 2
+    assert fitted.params_per_task == 5
+    theta = fitted.U_ @ fitted.W_.T + fitted.B_.toarray() + fitted.offset_[:, None]
+    assert np.linalg.norm(theta - P.theta) / np.linalg.norm(P.theta) < 0.05   # measured 0.023 (sigma = 0.01)
+    # The ordered search stopped: it never went beyond two rank steps past the answer.
+    assert max(fitted.cv_results_["rank"]) <= 6
+    assert len(fitted.cv_results_["rmse"]) == fitted.n_fits_ - 1
+    assert set(fitted.cv_results_) >= {"params", "rank", "sparsity", "ridge", "offset", "rmse_ridge", "rmse_eb"}
+    assert fitted.best_score_ == pytest.approx(min(fitted.cv_results_["rmse"]))
+
+
+def test_candidates_never_train_on_held_out_rows(lrs_problem, monkeypatch):
+    """Every candidate fit sees exactly the rows outside holdout_mask_ (recognised by their unique targets); only
+    the final refit sees all rows; and the reported score is the RMSE on the held-out rows."""
+    P = lrs_problem
+    seen: list[np.ndarray] = []
+    real_fit = LRSRegressor.fit
+
+    def spy(self, X, y, tasks, **kw):
+        seen.append(np.asarray(X)[:, 0].copy())
+        return real_fit(self, X, y, tasks, **kw)
+
+    monkeypatch.setattr(LRSRegressor, "fit", spy)
+    est = LRSRegressorCV(ranks=(2, 3), sparsities=(1, 2), offsets=("none",), random_state=1).fit(P.X, P.y, P.tasks)
+    held = est.holdout_mask_
+    assert held.sum() == pytest.approx(0.2 * P.X.shape[0], rel=0.01)
+    train_keys, held_keys = set(P.X[~held, 0].tolist()), set(P.X[held, 0].tolist())
+    for x0 in seen[:-1]:
+        assert set(x0.tolist()) == train_keys and not (set(x0.tolist()) & held_keys)
+    assert set(seen[-1].tolist()) == train_keys | held_keys          # the refit
+    # Changing the held-out targets changes the scores, changing nothing else does not reach them.
+    y2 = P.y.copy()
+    y2[held] += 1.0
+    est2 = LRSRegressorCV(ranks=(2, 3), sparsities=(1, 2), offsets=("none",), random_state=1, refit=False)
+    est2.fit(P.X, y2, P.tasks)
+    assert est2.best_score_ > est.best_score_ + 0.5
+
+
+def test_external_validation_rows_and_refit(lrs_problem):
+    """With validation=(X, y, tasks) the candidates train on all of X and are scored on the given rows only."""
+    P = lrs_problem
+    rng = np.random.default_rng(5)
+    tasks_v = np.repeat(np.arange(150), 10)                       # fresh rows of the same tasks
+    X_v = rng.standard_normal((tasks_v.size, 16))
+    y_v = np.einsum("nd,nd->n", X_v, P.theta.T[tasks_v]) + 0.01 * rng.standard_normal(tasks_v.size)
+    Q = type("Rows", (), {"X": X_v, "y": y_v, "tasks": tasks_v})
+    est = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), random_state=0, refit=False)
+    est.fit(P.X, P.y, P.tasks, validation=(Q.X, Q.y, Q.tasks))
+    assert est.best_params_["rank"] == 3 and est.best_params_["sparsity"] == 2 and est.holdout_mask_ is None
+    assert not hasattr(est, "U_")
+    est.fit_best(P.X, P.y, P.tasks)
+    assert est.score(Q.X, Q.y, Q.tasks) < 0.05
+    shuffled = np.random.default_rng(0).permutation(Q.y)
+    other = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), random_state=0, refit=False)
+    other.fit(P.X, P.y, P.tasks, validation=(Q.X, shuffled, Q.tasks))
+    assert other.best_score_ > 1.0
+    with pytest.raises(ValueError, match="never fitted"):
+        est.fit(P.X, P.y, P.tasks, validation=(Q.X, Q.y, Q.tasks + 10_000))
+
+
+def test_kfold_and_determinism(lrs_problem):
+    P = lrs_problem
+    kw = dict(ranks=(1, 3), sparsities=(0, 2), ridges=(1e-3,), offsets=("none",), shrinkages=("ridge",))
+    a = LRSRegressorCV(cv=3, random_state=4, **kw).fit(P.X, P.y, P.tasks)
+    b = LRSRegressorCV(cv=3, random_state=4, **kw).fit(P.X, P.y, P.tasks)
+    assert a.best_params_ == b.best_params_ == {"rank": 3, "sparsity": 2, "ridge": 1e-3, "offset": "none",
+                                                "shrinkage": "ridge"}
+    np.testing.assert_array_equal(a.predict(P.X, P.tasks), b.predict(P.X, P.tasks))
+    assert a.n_fits_ == 3 * len(a.cv_results_["rmse"]) + 1 and a.holdout_mask_ is None
+
+
+def test_predict_adapt_save_load(fitted, lrs_problem, tmp_path):
+    P = lrs_problem
+    path = tmp_path / "cv.npz"
+    fitted.save(path)
+    back = LRSRegressorCV.load(path)
+    np.testing.assert_array_equal(back.predict(P.X, P.tasks), fitted.predict(P.X, P.tasks))
+    assert back.best_params_ == fitted.best_params_
+    rows = P.tasks == 0
+    w, b = back.adapt(P.X[rows], P.y[rows])
+    theta = back.U_ @ w + b + back.offset_
+    assert np.linalg.norm(theta - P.theta[:, 0]) / np.linalg.norm(P.theta[:, 0]) < 0.05
+    with pytest.raises(lorsa.ModelFileError):
+        LRSRegressor.load(path)
+
+
+def test_default_paths_and_errors():
+    assert default_ranks(5) == [1, 2, 3, 4] and default_ranks(51)[-1] == 48 and default_ranks(500, 64)[-1] == 64
+    assert default_sparsities(5) == [0, 1, 2] and default_sparsities(51) == [0, 1, 2, 5, 10, 20]
+    X = np.random.default_rng(0).standard_normal((40, 6))
+    y, tasks = X[:, 0], np.repeat(np.arange(4), 10)
+    with pytest.raises(ValueError, match=r"ranks\[0\] must be in \[1, 5\]"):
+        LRSRegressorCV(ranks=(9,)).fit(X, y, tasks)
+    with pytest.raises(ValueError, match="offsets"):
+        LRSRegressorCV(offsets=("pooled",)).fit(X, y, tasks)
+    with pytest.raises(ValueError, match="cv must be in"):
+        LRSRegressorCV(cv=1).fit(X, y, tasks)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LRSRegressorCV().predict(X, tasks)
+    assert lorsa.LRSRegressorCV is LRSRegressorCV
