@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 import lorsa
 from lorsa import LRSRegressor, LRSRegressorCV, make_lrs_regression
@@ -77,7 +78,7 @@ def test_external_validation_rows_and_refit(lrs_problem):
     assert est.best_params_["rank"] == 3 and est.best_params_["sparsity"] == 2 and est.holdout_mask_ is None
     assert not hasattr(est, "U_")
     est.fit_best(P.X, P.y, P.tasks)
-    assert est.score(Q.X, Q.y, Q.tasks) < 0.05
+    assert est.rmse(Q.X, Q.y, Q.tasks) < 0.05
     shuffled = np.random.default_rng(0).permutation(Q.y)
     other = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), random_state=0, refit=False)
     other.fit(P.X, P.y, P.tasks, validation=(Q.X, shuffled, Q.tasks))
@@ -123,6 +124,6 @@ def test_default_paths_and_errors():
         LRSRegressorCV(offsets=("pooled",)).fit(X, y, tasks)
     with pytest.raises(ValueError, match="cv must be in"):
         LRSRegressorCV(cv=1).fit(X, y, tasks)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LRSRegressorCV().predict(X, tasks)
     assert lorsa.LRSRegressorCV is LRSRegressorCV

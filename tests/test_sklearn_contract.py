@@ -14,9 +14,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from lorsa import LRSRegressor, make_lrs_regression
+from lorsa import LRSRegressor, LRSRegressorCV, make_lrs_regression
 from lorsa.baselines import (
+    ConvexLRS,
     FineTuning,
+    MixedEffects,
     PromptTuning,
     RepresentationLearning,
     SingleModel,
@@ -25,7 +27,9 @@ from lorsa.baselines import (
 )
 
 ESTIMATORS = [LRSRegressor(), SingleModel(), FineTuning(), RepresentationLearning(), PromptTuning(),
-              SparseFineTuning(), TunedLRS()]
+              SparseFineTuning(), TunedLRS(), MixedEffects(max_iter=100),
+              ConvexLRS(nuclear=(0.1, 0.01), l1=(0.1, 0.01)),
+              LRSRegressorCV(ranks=(1,), sparsities=(0, 1), ridges=(0.1, 1.0), max_iter=20, engine="numpy", n_jobs=1)]
 
 # Fitting with integer sample weights equals fitting on repeated rows only where no rows are held out to choose
 # hyper-parameters (the hold-out split of weighted rows and of repeated rows differs) and where the starting point
@@ -36,6 +40,10 @@ EXPECTED_FAILURES = {
     "RepresentationLearning": {"check_sample_weight_equivalence_on_dense_data": _HOLD_OUT},
     "PromptTuning": {"check_sample_weight_equivalence_on_dense_data": _HOLD_OUT},
     "SparseFineTuning": {"check_sample_weight_equivalence_on_dense_data": _HOLD_OUT},
+    "ConvexLRS": {"check_sample_weight_equivalence_on_dense_data": _HOLD_OUT},
+    "MixedEffects": {"check_sample_weight_equivalence_on_dense_data":
+                     "rows scaled by sqrt(w) are not w repeated rows in the likelihood: sigma^2 counts rows"},
+    "LRSRegressorCV": {"check_sample_weight_equivalence_on_dense_data": _HOLD_OUT},
     "TunedLRS": {"check_sample_weight_equivalence_on_dense_data":
                  "its method-of-moments start sees rows scaled by sqrt(w): weights act as w^2 there"},
 }

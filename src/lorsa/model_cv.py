@@ -13,9 +13,9 @@ or 0), so a task still stores ``r + k`` numbers (and ``k`` indices). Searched, i
 - ``rank`` along an ordered path (default 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d``) with the ``sparsity``
   (0, 1, 2, 5, 10, 20, ...) searched at every rank, stopping as soon as a larger ``r`` stops helping; then ``ridge``
   (a grid scaled to the data: ``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a typical task's Gram
-  diagonal, times 0, 0.001, ..., 10, starting at 0.1) and ``offset``; the axes are revisited (coordinate search) until no move helps. A fit is warm-started from the best fit so far with the same
-  ``k``, offset and a rank no larger (its ``U``, extended by the method-of-moments directions), else from the
-  method of moments;
+  diagonal, times 0, 0.001, ..., 10, starting at 0.1) and ``offset``; the axes are revisited (coordinate search)
+  until no move helps. A fit is warm-started from the best fit so far with the same ``k``, offset and a rank no
+  larger (its ``U``, extended by the method-of-moments directions), else from the method of moments;
 - ``shrinkage`` ("ridge" or "eb"), scored on the same fit at no extra AMHT-LRS cost: "eb" replaces every ``w_i`` by
   its posterior mean under an empirical-Bayes Gaussian prior ``w_i ~ N(mu_w, Sigma_w)`` (``Sigma_w`` r x r)
   estimated across tasks by EM (:mod:`lorsa.solvers.random_effects`) with ``U`` and ``b_i`` held fixed: a
@@ -36,10 +36,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _validation as v
+from ._estimator import TaskRegressorMixin, rows_weighted
 from .data import encode_tasks, split_rows
 from .io import read_model_file, write_model_file
 from .model import LRSRegressor, predict_rows
-from .params import ParamsMixin, plain_value
+from .params import plain_value
 from .solvers.random_effects import fit_random_effects, posterior_means, task_gram_blocks
 from .task_labels import TaskIndex
 
@@ -118,7 +119,7 @@ def _moments_directions(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65536) -
     return vecs[:, ::-1]
 
 
-class LRSRegressorCV(ParamsMixin):
+class LRSRegressorCV(TaskRegressorMixin):
     """:class:`LRSRegressor` with ``r``, ``k``, the ridge, the offset and the shrinkage of ``w_i`` chosen on held-out
     rows (ordered, warm-started search), then refitted on all rows.
 
@@ -171,13 +172,15 @@ class LRSRegressorCV(ParamsMixin):
         Rows of ``fit``'s data held out for scoring (``cv=None``); every other row trained every candidate.
     best_estimator_ : LRSRegressor
         The refitted AMHT-LRS model of ``y - <x, theta_0>`` (its ``W_`` holds the final, possibly shrunk, ``w_i``).
-    U_, W_, B_, tasks_, n_features_in_
-        As in :class:`LRSRegressor`.
+    U_, W_, B_, tasks_, n_features_in_, n_iter_
+        As in :class:`LRSRegressor` (``n_iter_``: AMHT-LRS iterations of the final refit).
     offset_ : ndarray of shape (d,)
         ``theta_0`` (zeros for ``offset="none"``).
     w_prior_mean_, w_prior_cov_, noise_var_
         The empirical-Bayes prior and noise variance (``shrinkage="eb"``; else None).
     """
+
+    _min_features = 2
 
     def __init__(self, ranks: Any = None, sparsities: Any = None, ridges: Any = None, *,
                  offsets: Any = ("none", "single"), shrinkages: Any = ("ridge", "eb"), cv: int | None = None,
@@ -230,8 +233,9 @@ class LRSRegressorCV(ParamsMixin):
                                      low_inclusive=False, high_inclusive=False)
             held = split_rows(index, fraction, rng)
             if not held.any():
-                raise ValueError(f"validation_fraction={fraction:g} holds out no row (every task has a single row or "
-                                 "too few); give a larger fraction or use LRSRegressor with fixed parameters")
+                raise ValueError(f"validation_fraction={fraction:g} holds out no row (n_samples = {index.shape[0]}; "
+                                 "every task has too few rows); give a larger fraction or use LRSRegressor with fixed "
+                                 "parameters")
             return [held]
         folds = v.check_int("cv", self.cv, 2, 100)
         n = index.shape[0]
@@ -245,23 +249,25 @@ class LRSRegressorCV(ParamsMixin):
         return [(fold == f) & ~single for f in range(folds)]
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, tasks: Any, *, validation: tuple[Any, Any, Any] | None = None) -> LRSRegressorCV:
+    def fit(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None, *,
+            validation: tuple[Any, Any, Any] | None = None) -> LRSRegressorCV:
         """Search ``r``, ``k``, ridge, offset and shrinkage on held-out rows, then refit on all rows of ``(X, y)``.
 
         Parameters
         ----------
         X : array-like of shape (N, d)
         y : array-like of shape (N,)
-        tasks : array-like of shape (N,)
-            Task label (int or str) of every row.
+        tasks : array-like of shape (N,), optional
+            Task label (int or str) of every row (omitted: one task).
+        sample_weight : array-like of shape (N,), optional
+            Row weights of the squared loss (rows scaled by ``sqrt(w_j)``; hold-out scores are weighted too).
         validation : (X_val, y_val, tasks_val), optional
             Held-out rows of the same tasks given by the caller (then ``cv`` and ``validation_fraction`` are not
             used and every candidate trains on all of ``X``): for features that were themselves fitted on the
             training targets (e.g. MovieLens movie vectors), where rows held out of ``X`` would be optimistic.
         """
-        X = v.check_features(X, dtype=np.dtype(np.float64))
-        y = v.check_targets(y, X.shape[0])
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
+        X, y = rows_weighted(X.astype(np.float64, copy=False), y.astype(np.float64, copy=False), weight)
         unique, index = encode_tasks(labels)
         t = unique.shape[0]
         axes = self._axes(X, index, t)
@@ -334,14 +340,14 @@ class LRSRegressorCV(ParamsMixin):
             self._refit(X, y, index, unique, self._warm)
         return self
 
-    def fit_best(self, X: Any, y: Any, tasks: Any) -> LRSRegressorCV:
+    def fit_best(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None) -> LRSRegressorCV:
         """Fit the chosen parameters (``best_params_``) on ``(X, y)``: e.g. on the full training data after a
         search on a tuning problem whose features differ (started from the method of moments, not warm)."""
         if not hasattr(self, "best_params_"):
             raise RuntimeError("fit_best needs best_params_: call fit(...) first")
-        X = v.check_features(X, dtype=np.dtype(np.float64))
-        y = v.check_targets(y, X.shape[0])
-        unique, index = encode_tasks(v.check_task_labels(tasks, X.shape[0]))
+        X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
+        X, y = rows_weighted(X.astype(np.float64, copy=False), y.astype(np.float64, copy=False), weight)
+        unique, index = encode_tasks(labels)
         self._refit(X, y, index, unique, "moments")
         return self
 
@@ -425,7 +431,8 @@ class LRSRegressorCV(ParamsMixin):
                 split["warm"][key] = (est.U_, est.W_.T @ est.W_)
         if self.verbose:
             print(f"r={point['rank']:3d} k={point['sparsity']:3d} ridge={point['ridge']:.4g} "
-                  f"offset={point['offset']:6s} rmse(ridge)={rm['ridge']:.5f} rmse(eb)={row['rmse_eb']:.5f} ({row['fit_seconds']:.2f} s)",
+                  f"offset={point['offset']:6s} rmse(ridge)={rm['ridge']:.5f} rmse(eb)={row['rmse_eb']:.5f} "
+                  f"({row['fit_seconds']:.2f} s)",
                   flush=True)
         return row
 
@@ -448,6 +455,7 @@ class LRSRegressorCV(ParamsMixin):
         est.tasks_ = unique
         est._index = TaskIndex(unique)
         self.best_estimator_ = est
+        self.n_iter_ = int(est.n_iter_)
         self.offset_ = offset
         self._set_model(est.U_, est.W_, est.B_, unique, X.shape[1])
         self.refit_seconds_ = time.perf_counter() - tic
@@ -459,32 +467,28 @@ class LRSRegressorCV(ParamsMixin):
     # ------------------------------------------------------------------ predict / adapt
     def _check_fitted(self) -> None:
         if not hasattr(self, "U_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
+            from sklearn.exceptions import NotFittedError
 
-    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y, tasks=...) first")
+
+    def predict(self, X: Any, tasks: Any = None) -> np.ndarray:
         """``<x_j, theta_0 + U w_i + b_i>`` for every row, with its own task's model.
 
         Parameters
         ----------
         X : array-like of shape (N, d)
-        tasks : array-like of shape (N,)
-            Labels of tasks seen in ``fit`` (or added by :meth:`adapt_tasks` through the command line).
+        tasks : array-like of shape (N,), optional
+            Labels of tasks seen in ``fit`` (omitted: the model's only task).
 
         Returns
         -------
         y_pred : ndarray of shape (N,)
         """
         self._check_fitted()
-        X = v.check_features(X, n_features=self.n_features_in_, dtype=np.dtype(np.float64))
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, labels = self._validate_predict(X, tasks)
+        X = X.astype(np.float64, copy=False)
         index = TaskIndex(self.tasks_).lookup(labels, "tasks")
         return predict_rows(X, index, self.U_, self.W_, self.B_) + X @ self.offset_
-
-    def score(self, X: Any, y: Any, tasks: Any) -> float:
-        """Root mean squared error of :meth:`predict` on ``(X, y)``."""
-        pred = self.predict(X, tasks)
-        y = v.check_targets(y, pred.shape[0])
-        return float(np.sqrt(np.mean((pred - y) ** 2)))
 
     def adapt_tasks(self, X: Any, y: Any, tasks: Any, max_iter: int = 100
                     ) -> tuple[np.ndarray, np.ndarray, sp.csc_matrix]:

@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import _validation as v
 from ..data import GramBlock, RaggedTasks
-from .base import TaskRegressor, candidates, check_nonnegative_float
+from .base import candidates, check_nonnegative_float
+from .finetune import DenseTaskModel
 from .single import DEFAULT_RIDGE_GRID, SingleModel
 
 __all__ = ["ConvexLRS", "ConvexLRSProblem", "soft_threshold", "singular_value_threshold"]
@@ -139,7 +140,7 @@ def regularisation_limits(problem: ConvexLRSProblem) -> tuple[float, float]:
     return float(np.linalg.norm(g, 2)), float(np.abs(g).max())
 
 
-class ConvexLRS(TaskRegressor):
+class ConvexLRS(DenseTaskModel):
     """``theta_i = theta_0 + l_i + s_i`` with a nuclear-norm ``L`` and an l1 ``S``, by accelerated proximal gradient.
 
     Parameters
@@ -214,17 +215,6 @@ class ConvexLRS(TaskRegressor):
         return {"coef_": np.ascontiguousarray(coef), "shared_coef_": offset, "low_rank_": L, "sparse_": S,
                 "rank_": np.int64(rank), "n_iter_": np.int64(n_iter), "lam_nuclear_": np.float64(lam_n),
                 "lam_l1_": np.float64(lam_1)}
-
-    def _predict_state(self, state, X, index, chunk_rows: int = 65536):
-        coef = state["coef_"]
-        out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], chunk_rows):
-            sl = slice(start, start + chunk_rows)
-            out[sl] = np.einsum("nd,nd->n", X[sl], coef[index[sl]])
-        return out
-
-    def _coefficients_state(self, state):
-        return np.ascontiguousarray(state["coef_"].T)
 
     def _params_per_task(self) -> float:
         """``rank(L)`` + the mean number of non-zeros of ``s_i``."""

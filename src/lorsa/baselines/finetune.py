@@ -21,7 +21,7 @@ from ..kernels import batched_solve
 from .base import TaskRegressor, candidates, check_nonnegative_float
 from .single import DEFAULT_RIDGE_GRID, SingleModel
 
-__all__ = ["FineTuning", "per_task_ridge"]
+__all__ = ["FineTuning", "DenseTaskModel", "per_task_ridge"]
 
 _TOWARD = ("zero", "single")
 
@@ -66,7 +66,22 @@ def per_task_ridge(X: np.ndarray, y: np.ndarray, index: np.ndarray, n_tasks: int
     return theta
 
 
-class FineTuning(TaskRegressor):
+class DenseTaskModel(TaskRegressor):
+    """A baseline whose state holds every task's full ``theta_i`` as ``coef_`` (t, d): prediction and coefficients."""
+
+    def _predict_state(self, state, X, index, chunk_rows: int = 65536):
+        coef = state["coef_"]
+        out = np.empty(X.shape[0])
+        for start in range(0, X.shape[0], chunk_rows):
+            sl = slice(start, start + chunk_rows)
+            out[sl] = np.einsum("nd,nd->n", X[sl], coef[index[sl]])
+        return out
+
+    def _coefficients_state(self, state):
+        return np.ascontiguousarray(state["coef_"].T)
+
+
+class FineTuning(DenseTaskModel):
     """Each task its own linear model ``theta_i`` (SPEC §7, "full fine-tuning"): ``d`` parameters per task.
 
     ``theta_i = theta_0 + argmin_delta ||X_i (theta_0 + delta) - y_i||^2 + lambda ||delta||^2`` where
@@ -117,17 +132,6 @@ class FineTuning(TaskRegressor):
             single = SingleModel(self.shared_ridge, validation_fraction=self.validation_fraction, random_state=seed)
             shared = single.fit(X, y, index).coef_
         return {"coef_": per_task_ridge(X, y, index, n_tasks, params["ridge"], shared), "shared_coef_": shared}
-
-    def _predict_state(self, state, X, index, chunk_rows: int = 65536):
-        coef = state["coef_"]
-        out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], chunk_rows):
-            sl = slice(start, start + chunk_rows)
-            out[sl] = np.einsum("nd,nd->n", X[sl], coef[index[sl]])
-        return out
-
-    def _coefficients_state(self, state):
-        return np.ascontiguousarray(state["coef_"].T)
 
     def _params_per_task(self) -> int:
         return self.n_features_in_

@@ -18,14 +18,15 @@ import numpy as np
 
 from .. import _validation as v
 from ..solvers.random_effects import fit_random_effects, task_gram_blocks
-from .base import TaskRegressor, candidates, check_nonnegative_float
+from .base import candidates, check_nonnegative_float
+from .finetune import DenseTaskModel
 
 __all__ = ["MixedEffects"]
 
 _COVARIANCES = ("full", "diagonal")
 
 
-class MixedEffects(TaskRegressor):
+class MixedEffects(DenseTaskModel):
     """Random-slopes linear mixed model, ``theta_i ~ N(theta_0, Sigma)``, fitted by EM (maximum likelihood).
 
     Parameters
@@ -87,17 +88,6 @@ class MixedEffects(TaskRegressor):
                                  diagonal=params["covariance"] == "diagonal", max_iter=self.max_iter, tol=self.tol)
         return {"coef_": fit.coef, "shared_coef_": fit.mean, "cov_": fit.cov, "noise_var_": np.float64(fit.noise_var),
                 "loglik_": np.float64(fit.loglik), "n_iter_": np.int64(fit.n_iter)}
-
-    def _predict_state(self, state, X, index, chunk_rows: int = 65536):
-        coef = state["coef_"]
-        out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], chunk_rows):
-            sl = slice(start, start + chunk_rows)
-            out[sl] = np.einsum("nd,nd->n", X[sl], coef[index[sl]])
-        return out
-
-    def _coefficients_state(self, state):
-        return np.ascontiguousarray(state["coef_"].T)
 
     def _params_per_task(self) -> int:
         return self.n_features_in_
