@@ -78,9 +78,10 @@ def test_batched_gradients_equal_a_loop_over_tasks():
         torch.testing.assert_close(batched[i], g, rtol=1e-12, atol=1e-12)  # same arithmetic, summation order
 
 
-def test_task_step_batched_equals_one_task_at_a_time():
-    """A per-task step (Adam on w_i, hard thresholding on b_i) over a mini-batch equals the same step run for
-    each task alone: tasks do not interact inside a step."""
+@pytest.mark.parametrize("solver", ["pursuit", "gradient"])
+def test_task_step_batched_equals_one_task_at_a_time(solver):
+    """A per-task step (Gauss-Newton pursuit, or Adam on w_i with hard thresholding on b_i) over a mini-batch
+    equals the same step run for each task alone: tasks do not interact inside a step."""
     net = make_mlp(3, (4, 4), seed=2, dtype="float64")
     space = ParameterSpace.from_module(net)
     adapter = LRSAdapter(space.size, 2, 3, dtype=torch.float64)
@@ -89,7 +90,7 @@ def test_task_step_batched_equals_one_task_at_a_time():
     data = TaskRows.build(X, y, tasks, 4, torch.float64)
     theta0 = space.flatten(net)
     state = TaskState.empty(adapter, 4, torch.Generator(), torch.float64)
-    config = TrainConfig(task_steps=4)
+    config = TrainConfig(task_steps=3, solver=solver)
     Xb, yb, mask = data.batch(np.arange(4))
     dense, idx, val, _ = task_step(net, space, adapter, theta0, adapter.shared, *state.take(torch.arange(4)),
                                    Xb, yb, mask, config)
@@ -97,9 +98,11 @@ def test_task_step_batched_equals_one_task_at_a_time():
         Xi, yi, mi = data.batch(np.array([i]))
         d1, i1, v1, _ = task_step(net, space, adapter, theta0, adapter.shared,
                                   *state.take(torch.tensor([i])), Xi, yi, mi, config)
-        torch.testing.assert_close(dense["w"][i], d1["w"][0], rtol=1e-10, atol=1e-12)
+        # batched and single solves / einsums sum in another order: round-off (1e-16) amplified by the
+        # conditioning of the Gauss-Newton systems, measured up to 2e-8 relative
+        torch.testing.assert_close(dense["w"][i], d1["w"][0], rtol=1e-6, atol=1e-9)
         torch.testing.assert_close(scatter_sparse(idx[i:i + 1], val[i:i + 1], space.size),
-                                   scatter_sparse(i1, v1, space.size), rtol=1e-10, atol=1e-12)
+                                   scatter_sparse(i1, v1, space.size), rtol=1e-6, atol=1e-9)
 
 
 def _fit(seed=0, **kw):
@@ -124,7 +127,7 @@ def test_b_stays_k_sparse_and_storage_is_reported():
 def test_same_seed_same_model_and_other_seed_differs():
     a, data = _fit(seed=3)
     b, _ = _fit(seed=3)
-    c, _ = _fit(seed=4)
+    c, _ = _fit(seed=4, n_epochs=1)
     assert torch.equal(a.theta0_, b.theta0_) and torch.equal(a.adapter_.shared["U"], b.adapter_.shared["U"])
     assert torch.equal(a.task_state_.dense["w"], b.task_state_.dense["w"])
     assert torch.equal(a.task_state_.b_val, b.task_state_.b_val)
@@ -173,7 +176,7 @@ def test_adapt_new_tasks_with_the_shared_part_frozen():
     theta0, U = est.theta0_.clone(), est.adapter_.shared["U"].clone()
     Xn, yn, tn = _problem(t=3, m=9, seed=5)
     before = np.sqrt(np.mean((est.predict(Xn, np.zeros_like(tn)) - yn) ** 2))
-    est.adapt(Xn, yn, tn + 100, n_epochs=20)
+    est.adapt(Xn, yn, tn + 100, n_epochs=5)
     assert torch.equal(est.theta0_, theta0) and torch.equal(est.adapter_.shared["U"], U)
     assert list(est.tasks_[-3:]) == [100, 101, 102]
     after = est.rmse(Xn, yn, tn + 100)
@@ -209,3 +212,31 @@ def test_bad_input_errors_name_the_problem():
 
     with pytest.raises(NotFittedError):
         NetworkLRS(make_mlp(3, (6, 6))).predict(X, tasks)
+
+
+def test_realizable_lrs_beats_baselines_with_no_more_numbers_per_task():
+    """Tasks of a teacher MLP with theta_i = theta_0 + U w_i + b_i (r = 1, k = 3), students personalising the
+    teacher's shared network theta_0 (a pre-trained network): LRS with r + k = 4 numbers per task beats every
+    baseline that stores at most 4 numbers per task by a clear margin (measured: 0.053 against 0.072 for
+    representation learning with r = 4 and 0.074 for sparse fine-tuning with k = 4; the single network 0.36)."""
+    import copy
+
+    from lorsa.datasets.network_tasks import make_network_lrs_tasks
+    from lorsa.nn.baselines import RepresentationLearning, SingleNetwork, SparseFineTuning, TaskEmbedding
+
+    problem = make_network_lrs_tasks(100, 60, 4, (6, 6), rank=1, sparsity=3, w_scale=1.0, b_scale=1.0, noise=0.0,
+                                     random_state=0)
+    Xt, _, tt, signal = problem.sample(30, 5)
+    kw = dict(n_epochs=8, pretrain_epochs=0, task_batch_size=50, task_steps=2, random_state=0)
+    lrs = NetworkLRS(copy.deepcopy(problem.teacher), rank=1, sparsity=3, **kw).fit(problem.X, problem.y,
+                                                                                     problem.tasks)
+    errors = {}
+    for est in (RepresentationLearning(copy.deepcopy(problem.teacher), rank=4, **kw),
+                SparseFineTuning(copy.deepcopy(problem.teacher), sparsity=4, **kw),
+                TaskEmbedding(copy.deepcopy(problem.teacher), embedding_dim=4, **kw),
+                SingleNetwork(copy.deepcopy(problem.teacher), **kw)):
+        est.fit(problem.X, problem.y, problem.tasks)
+        assert est.params_per_task_ <= lrs.params_per_task_ == 4
+        errors[type(est).__name__] = est.rmse(Xt, signal, tt)
+    best = min(errors.values())
+    assert lrs.rmse(Xt, signal, tt) < 0.85 * best, (lrs.rmse(Xt, signal, tt), errors)

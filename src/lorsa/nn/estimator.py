@@ -58,6 +58,8 @@ class TaskNetworkEstimator(BaseEstimator):
         ``T``: per-task steps per visit of a mini-batch.
     task_lr, shared_lr : float
         Adam step sizes of the dense per-task tensors and of the shared tensors.
+    shared_steps : int
+        Adam steps on the shared tensors per mini-batch (after its per-task step).
     ridge : float
         Penalty ``ridge/2 ||.||^2`` on each task's own parameters (0: none).
     adapt_epochs : int
@@ -99,7 +101,8 @@ class TaskNetworkEstimator(BaseEstimator):
     _trains_shared: bool = True
 
     def _common_init(self, module: Any, parameters: Any, loss: str, n_epochs: int, pretrain_epochs: int,
-                     task_batch_size: int, task_steps: int, task_lr: float, shared_lr: float, ridge: float,
+                     task_batch_size: int, task_steps: int, task_lr: float, shared_lr: float, shared_steps: int,
+                     ridge: float,
                      adapt_epochs: int, dtype: str, n_threads: int | None, random_state: int | None,
                      verbose: bool) -> None:
         self.module = module
@@ -111,6 +114,7 @@ class TaskNetworkEstimator(BaseEstimator):
         self.task_steps = task_steps
         self.task_lr = task_lr
         self.shared_lr = shared_lr
+        self.shared_steps = shared_steps
         self.ridge = ridge
         self.adapt_epochs = adapt_epochs
         self.dtype = dtype
@@ -138,7 +142,9 @@ class TaskNetworkEstimator(BaseEstimator):
             task_steps=v.check_int("task_steps", self.task_steps, 1),
             task_lr=v.check_float("task_lr", self.task_lr, 0.0, low_inclusive=False),
             shared_lr=v.check_float("shared_lr", self.shared_lr, 0.0, low_inclusive=False),
+            shared_steps=v.check_int("shared_steps", self.shared_steps, 1),
             ridge=v.check_float("ridge", self.ridge, 0.0), train_base=self._trains_shared,
+            solver=v.check_choice("solver", getattr(self, "solver", "gradient"), ("pursuit", "gradient")),
             train_shared=self._trains_shared)
 
     def _torch_dtype(self) -> Any:
@@ -438,19 +444,27 @@ class NetworkLRS(TaskNetworkEstimator):
     sparsity : int, default 8
         ``k``, ``0 <= k <= P`` (0: representation learning).
     init : {"gradients", "random"}, default "gradients"
+    solver : {"pursuit", "gradient"}, default "pursuit"
+        Per-task step: Gauss-Newton subspace pursuit on ``(w_i, b_i)`` jointly (:mod:`lorsa.nn.pursuit`; ``r + 2k``
+        forward-mode products per step), or Adam on ``w_i`` with normalised iterative hard thresholding on ``b_i``
+        (cheaper per step, slower to find the support).
     Others: see :class:`TaskNetworkEstimator`.
     """
 
     def __init__(self, module: Any = None, rank: int = 2, sparsity: int = 8, *, parameters: Any = None,
-                 loss: str = "mse", init: str = "gradients", n_epochs: int = 30, pretrain_epochs: int = 20,
+                 loss: str = "mse", init: str = "gradients", solver: str = "pursuit", n_epochs: int = 30,
+                 pretrain_epochs: int = 20,
                  task_batch_size: int = 64, task_steps: int = 5, task_lr: float = 0.05, shared_lr: float = 0.01,
-                 ridge: float = 0.0, adapt_epochs: int = 30, dtype: str = "float32", n_threads: int | None = 1,
+                 shared_steps: int = 5, ridge: float = 0.0, adapt_epochs: int = 30, dtype: str = "float32",
+                 n_threads: int | None = 1,
                  random_state: int | None = None, verbose: bool = False) -> None:
         self.rank = rank
         self.sparsity = sparsity
         self.init = init
+        self.solver = solver
         self._common_init(module, parameters, loss, n_epochs, pretrain_epochs, task_batch_size, task_steps,
-                          task_lr, shared_lr, ridge, adapt_epochs, dtype, n_threads, random_state, verbose)
+                          task_lr, shared_lr, shared_steps, ridge, adapt_epochs, dtype, n_threads, random_state,
+                          verbose)
 
     def _make_adapter(self, space: ParameterSpace, net: Any, dtype: Any) -> Adapter:
         r = v.check_int("rank", self.rank, 0, space.size)

@@ -3,7 +3,9 @@
 One epoch visits the tasks in a random order, a mini-batch of ``n`` tasks at a time; for each mini-batch
 
 1. **per-task step** (:func:`task_step`): ``T`` steps on the tasks' own parameters with everything shared held
-   fixed -- Adam on the dense per-task tensors (``w_i``; the baselines' deltas, LoRA factors, embeddings) and
+   fixed -- for the LRS adapter by default Gauss-Newton subspace pursuit on ``(w_i, b_i)`` jointly
+   (:mod:`lorsa.nn.pursuit`, ``solver="pursuit"``); otherwise (``solver="gradient"``, and the baselines' dense
+   tensors) Adam on the dense per-task tensors (``w_i``; the baselines' deltas, LoRA factors, embeddings) and
    iterative hard thresholding on ``b_i``: ``b_i <- H_k(b_i - mu_i g_i)``, ``H_k`` keeping the ``k`` largest
    magnitudes (the support moves freely), with the normalised step of Blumensath & Davies adapted to a network,
    ``mu_i = ||g_S||^2 / (g_S^T G_i g_S)`` (``G_i`` the task's Gauss-Newton matrix, ``S`` the current support or
@@ -26,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from ._torch import require_torch
-from .adapter import Adapter, scatter_sparse
+from .adapter import Adapter, LRSAdapter, scatter_sparse
 from .functional import ParameterSpace, batched_forward, batched_outputs_jvp
 from .objective import curvature, prepare_outputs, task_losses
+from .pursuit import pursuit_step
 from .task_data import TaskRows
 
 __all__ = ["TrainConfig", "TaskState", "task_step", "shared_step", "train", "initial_basis", "task_batches",
@@ -49,6 +52,7 @@ class TrainConfig:
     shared_steps: int = 1
     ridge: float = 0.0
     lr_decay: bool = True
+    solver: str = "pursuit"
     train_base: bool = True
     train_shared: bool = True
 
@@ -100,6 +104,11 @@ def task_step(net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, sh
     """
     torch = require_torch()
     steps = config.task_steps if steps is None else steps
+    if config.solver == "pursuit" and isinstance(adapter, LRSAdapter):
+        w = dense.get("w", torch.zeros(mask.shape[0], 0, dtype=theta0.dtype))
+        w, b_idx, b_val, losses = pursuit_step(net, space, adapter, theta0, shared, w, b_idx, b_val, X, y, mask,
+                                               config.loss, config.ridge, steps)
+        return ({"w": w} if adapter.rank else {}), b_idx, b_val, losses
     k = adapter.sparsity
     counts = mask.sum(1).clamp(min=1).to(theta0.dtype)
     theta0 = theta0.detach()

@@ -33,7 +33,7 @@ __all__ = ["SingleNetwork", "FullFineTuning", "LastLayerFineTuning", "LoRA", "Sp
            "RepresentationLearning"]
 
 _COMMON = ("parameters", "loss", "n_epochs", "pretrain_epochs", "task_batch_size", "task_steps", "task_lr",
-           "shared_lr", "ridge", "adapt_epochs", "dtype", "n_threads", "random_state", "verbose")
+           "shared_lr", "shared_steps", "ridge", "adapt_epochs", "dtype", "n_threads", "random_state", "verbose")
 
 
 class SingleNetwork(TaskNetworkEstimator):
@@ -41,10 +41,12 @@ class SingleNetwork(TaskNetworkEstimator):
 
     def __init__(self, module: Any = None, *, parameters: Any = None, loss: str = "mse", n_epochs: int = 50,
                  pretrain_epochs: int = 0, task_batch_size: int = 64, task_steps: int = 5, task_lr: float = 0.05,
-                 shared_lr: float = 0.01, ridge: float = 0.0, adapt_epochs: int = 1, dtype: str = "float32",
+                 shared_lr: float = 0.01, shared_steps: int = 5, ridge: float = 0.0, adapt_epochs: int = 1,
+                 dtype: str = "float32",
                  n_threads: int | None = 1, random_state: int | None = None, verbose: bool = False) -> None:
         self._common_init(module, parameters, loss, n_epochs, pretrain_epochs, task_batch_size, task_steps,
-                          task_lr, shared_lr, ridge, adapt_epochs, dtype, n_threads, random_state, verbose)
+                          task_lr, shared_lr, shared_steps, ridge, adapt_epochs, dtype, n_threads, random_state,
+                          verbose)
 
     def _make_adapter(self, space: ParameterSpace, net: Any, dtype: Any) -> Adapter:
         return LRSAdapter(space.size, 0, 0, dtype=dtype)
@@ -58,10 +60,12 @@ class _FrozenBase(TaskNetworkEstimator):
 
     def __init__(self, module: Any = None, *, parameters: Any = None, loss: str = "mse", n_epochs: int = 30,
                  pretrain_epochs: int = 20, task_batch_size: int = 64, task_steps: int = 5, task_lr: float = 0.05,
-                 shared_lr: float = 0.01, ridge: float = 0.0, adapt_epochs: int = 30, dtype: str = "float32",
+                 shared_lr: float = 0.01, shared_steps: int = 5, ridge: float = 0.0, adapt_epochs: int = 30,
+                 dtype: str = "float32",
                  n_threads: int | None = 1, random_state: int | None = None, verbose: bool = False) -> None:
         self._common_init(module, parameters, loss, n_epochs, pretrain_epochs, task_batch_size, task_steps,
-                          task_lr, shared_lr, ridge, adapt_epochs, dtype, n_threads, random_state, verbose)
+                          task_lr, shared_lr, shared_steps, ridge, adapt_epochs, dtype, n_threads, random_state,
+                          verbose)
 
 
 class FullFineTuning(_FrozenBase):
@@ -103,7 +107,7 @@ class SparseFineTuning(NetworkLRS):
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        return ["module", "sparsity", *_COMMON]
+        return ["module", "sparsity", "solver", *_COMMON]
 
 
 class RepresentationLearning(NetworkLRS):
@@ -114,7 +118,7 @@ class RepresentationLearning(NetworkLRS):
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        return ["module", "rank", "init", *_COMMON]
+        return ["module", "rank", "init", "solver", *_COMMON]
 
 
 class TaskEmbedding(NetworkLRS):
@@ -128,7 +132,7 @@ class TaskEmbedding(NetworkLRS):
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        return ["module", "embedding_dim", "init", *_COMMON]
+        return ["module", "embedding_dim", "init", "solver", *_COMMON]
 
     def _make_adapter(self, space: ParameterSpace, net: Any, dtype: Any) -> Adapter:
         coords = first_bias_coords(space)
