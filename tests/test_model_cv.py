@@ -127,3 +127,37 @@ def test_default_paths_and_errors():
     with pytest.raises(NotFittedError, match="not fitted"):
         LRSRegressorCV().predict(X, tasks)
     assert lorsa.LRSRegressorCV is LRSRegressorCV
+
+
+def test_cli_fit_tune_predict_adapt(tmp_path, capsys):
+    """``lorsa fit --tune`` writes an LRSRegressorCV model that predict and adapt read (offset included)."""
+    import pandas as pd
+
+    from lorsa.cli import main
+
+    P = make_lrs_regression(n_tasks=30, n_samples=40, n_features=8, rank=2, sparsity=1, row_sparsity=None,
+                            noise=0.05, random_state=3)
+    df = pd.DataFrame(P.X, columns=[f"x_{j}" for j in range(8)])
+    df.insert(0, "user", [f"u{t:02d}" for t in P.tasks])
+    df["rating"] = P.y
+    train, new = df[df.user != "u29"], df[df.user == "u29"]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    model = tmp_path / "m.npz"
+    opts = ["--task-column", "user", "--target-column", "rating", "--feature-prefix", "x_", "--seed", "0"]
+    assert main(["fit", str(tmp_path / "train.csv"), "-o", str(model), "--tune", *opts]) == 0
+    out = capsys.readouterr().out
+    assert "chose r=" in out and "refitted on all rows" in out
+    est = LRSRegressorCV.load(model)
+    assert est.best_params_["rank"] >= 1
+    assert main(["predict", str(model), str(tmp_path / "train.csv"), "-o", str(tmp_path / "p.csv"), "-q"]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
+    X = train[[f"x_{j}" for j in range(8)]].to_numpy()
+    np.testing.assert_allclose(pred, est.predict(X, tasks=train["user"].to_numpy()), rtol=1e-10, atol=1e-10)
+    assert np.sqrt(np.mean((pred - train["rating"].to_numpy()) ** 2)) < 0.2
+    assert main(["adapt", str(model), str(tmp_path / "new.csv"), "-o", str(tmp_path / "m2.npz"), "-q"]) == 0
+    both = LRSRegressorCV.load(tmp_path / "m2.npz")
+    Xn = new[[f"x_{j}" for j in range(8)]].to_numpy()
+    assert np.sqrt(np.mean((both.predict(Xn, tasks=new["user"].to_numpy()) - new["rating"].to_numpy()) ** 2)) < 0.3
+    assert main(["fit", str(tmp_path / "train.csv"), "-o", str(model), "--tune", "--rank", "3", *opts]) == 2
+    assert "--rank cannot be used with --tune" in capsys.readouterr().err

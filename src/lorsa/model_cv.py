@@ -178,6 +178,8 @@ class LRSRegressorCV(TaskRegressorMixin):
         ``theta_0`` (zeros for ``offset="none"``).
     w_prior_mean_, w_prior_cov_, noise_var_
         The empirical-Bayes prior and noise variance (``shrinkage="eb"``; else None).
+    W_ridge_ : ndarray of shape (t, r)
+        The refit's own (ridge-shrunk) ``w_i``, before any empirical-Bayes replacement (not saved).
     """
 
     _min_features = 2
@@ -448,6 +450,7 @@ class LRSRegressorCV(TaskRegressorMixin):
         target = y - X @ offset
         est = self._lrs(best, init, seed).fit(X, target, index)
         self.w_prior_mean_ = self.w_prior_cov_ = self.noise_var_ = None
+        self.W_ridge_ = est.W_
         if best["shrinkage"] == "eb":
             eb = _eb_fit(X, target, index, unique.shape[0], est.U_, est.B_)
             est.W_ = eb.coef
@@ -532,6 +535,10 @@ class LRSRegressorCV(TaskRegressorMixin):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model (``U``, ``W``, ``B``, ``theta_0``, the prior) in lorsa's model file (no pickle)."""
+        write_model_file(path, *self._model_file_contents())
+
+    def _model_file_contents(self) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+        """``(kind, arrays, metadata)`` as :meth:`save` writes them (the CLI adds its column names)."""
         self._check_fitted()
         B = self.B_.tocsc()
         arrays = {"U": self.U_, "W": self.W_, "B_data": B.data, "B_indices": B.indices.astype(np.int64),
@@ -541,8 +548,9 @@ class LRSRegressorCV(TaskRegressorMixin):
         params = {k: plain_value(val) for k, val in self.get_params().items() if k != "random_state"}
         params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else None
         attributes = {"n_features": self.n_features_in_, "best_params": self.best_params_,
-                      "best_score": self.best_score_, "noise_var": self.noise_var_, "n_fits": self.n_fits_}
-        write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
+                      "best_score": self.best_score_, "noise_var": self.noise_var_, "n_fits": self.n_fits_,
+                      "n_iter": self.n_iter_}
+        return type(self).__name__, arrays, {"params": params, "attributes": attributes}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LRSRegressorCV:
@@ -568,6 +576,7 @@ class LRSRegressorCV(TaskRegressorMixin):
             est.best_params_ = dict(attrs["best_params"])
             est.best_score_ = float(attrs["best_score"])
             est.n_fits_ = int(attrs["n_fits"])
+            est.n_iter_ = int(attrs.get("n_iter", 0))
             est.w_prior_mean_ = arrays.get("w_prior_mean")
             est.w_prior_cov_ = arrays.get("w_prior_cov")
             est.noise_var_ = None if attrs.get("noise_var") is None else float(attrs["noise_var"])

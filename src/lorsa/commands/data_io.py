@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="U step: exact normal equations, conjugate gradients, or picked by cost")
     fit.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                      help="storage precision of the data during the fit")
+    fit.add_argument("--tune", action="store_true",
+                     help="choose r, k, the ridge, a shared offset and the shrinkage of w_i on held-out rows of "
+                          "every task (lorsa.LRSRegressorCV's default search), then refit on all rows; replaces "
+                          "--rank, --sparsity and --ridge")
     add_seed(fit, "of the initial U (same seed, same model); ignored with --epsilon")
     _privacy_options(fit)
     add_quiet(fit)
@@ -197,11 +201,12 @@ def _check_columns(columns: Any, path: str, n_features: int | None) -> dict[str,
 def _load(path: str) -> tuple[Any, dict[str, Any]]:
     from ..io import read_model_metadata
     from ..model import LRSRegressor
+    from ..model_cv import LRSRegressorCV
     from ..privacy import PrivateLRSRegressor
 
     meta = read_model_metadata(path)
-    cls = PrivateLRSRegressor if meta.get("kind") == PrivateLRSRegressor.__name__ else LRSRegressor
-    est = cls.load(path)
+    classes = {c.__name__: c for c in (PrivateLRSRegressor, LRSRegressorCV)}
+    est = classes.get(meta.get("kind"), LRSRegressor).load(path)
     return est, _check_columns(meta.get(_COLUMNS_KEY), path, est.n_features_in_)
 
 
@@ -252,6 +257,8 @@ def run_fit(args: argparse.Namespace) -> int:
         return _run_private_fit(args, table, est)
     say(args, f"{args.data}: {table.X.shape[0]} rows, {table.tasks.labels.size} tasks, "
               f"{table.X.shape[1]} features")
+    if args.tune:
+        return _run_tuned_fit(args, table)
     est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
                        ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol, init=args.init or "moments",
                        u_solver=args.u_solver, dtype=args.dtype, random_state=args.seed)
@@ -268,6 +275,32 @@ def run_fit(args: argparse.Namespace) -> int:
     rmse = est.rmse(table.X, table.y, tasks=table.tasks)
     say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s); "
               f"training RMSE {rmse:.4g}")
+    say(args, f"model written to {args.output}")
+    return 0
+
+
+def _run_tuned_fit(args: argparse.Namespace, table: Any) -> int:
+    """``lorsa fit --tune``: :class:`lorsa.LRSRegressorCV` with its default search."""
+    from ..model_cv import LRSRegressorCV
+
+    for option, value, default in (("--rank", args.rank, 1), ("--sparsity", args.sparsity, 0),
+                                   ("--ridge", args.ridge, 0.0), ("--row-sparsity", args.row_sparsity, None),
+                                   ("--init", args.init, None), ("--u-solver", args.u_solver, "auto")):
+        if value != default:
+            raise ValueError(f"{option} cannot be used with --tune (the search chooses r, k and the ridge and starts "
+                             f"every fit from the method of moments), got {value!r}")
+    est = LRSRegressorCV(max_iter=args.max_iter or 100, tol=1e-6 if args.tol is None else args.tol,
+                         dtype=args.dtype, random_state=args.seed)
+    start = time.perf_counter()
+    est.fit(table.X, table.y, tasks=table.tasks)
+    seconds = time.perf_counter() - start
+    save_with_columns(est, args.output, {"task_column": args.task_column, "target_column": args.target_column,
+                                         "feature_columns": table.feature_columns})
+    p = est.best_params_
+    say(args, f"chose r={p['rank']}, k={p['sparsity']}, ridge={p['ridge']:.4g}, offset={p['offset']}, "
+              f"shrinkage={p['shrinkage']} (hold-out RMSE {est.best_score_:.4g}) from {est.n_fits_ - 1} fits, "
+              f"refitted on all rows; {seconds:.2f} s ({est.search_seconds_:.2f} s search, "
+              f"{est.refit_seconds_:.2f} s refit); training RMSE {est.rmse(table.X, table.y, tasks=table.tasks):.4g}")
     say(args, f"model written to {args.output}")
     return 0
 
@@ -450,6 +483,8 @@ def run_adapt(args: argparse.Namespace) -> int:
     new_labels, W, B = est.adapt_tasks(table.X, table.y, labels, max_iter=args.max_iter)
     index = labels.codes  # adapt_tasks returns the new tasks in the order of labels.labels
     fitted = predict_rows(table.X, index, est.U_, W, B)
+    if getattr(est, "offset_", None) is not None:  # LRSRegressorCV: theta_0 + U w_i + b_i
+        fitted = fitted + table.X @ est.offset_
     all_labels = np.concatenate([est.tasks_, new_labels])
     order = np.argsort(all_labels, kind="stable")
     est.tasks_ = all_labels[order]

@@ -75,18 +75,18 @@ def _e_step(block: GramBlock, mean: np.ndarray, L: np.ndarray, noise_var: float
     """Posterior means (n, p), covariances (n, p, p) and the block's log-likelihood terms (n,)."""
     G, c = block.G.astype(np.float64, copy=False), block.c.astype(np.float64, copy=False)
     p = G.shape[1]
-    H = np.einsum("ab,nbc,cd->nad", L.T, G, L) / noise_var
+    H = np.matmul(np.matmul(L.T, G), L) / noise_var          # L^T G_i L, batched (matmul, not a 4-index einsum)
     K = H + np.eye(p)
-    resid_c = c - np.einsum("npq,q->np", G, mean)           # Z_i^T r_i
+    resid_c = c - G @ mean                                   # Z_i^T r_i
     q = resid_c @ L / noise_var                              # L^T Z_i^T r_i / sigma^2
     chol = np.linalg.cholesky(K)                             # K = I + H is positive definite
     rhs = np.concatenate([q[..., None], np.broadcast_to(L.T, (K.shape[0], p, p))], axis=2)
     sol = np.linalg.solve(K, rhs)
     Kq = sol[..., 0]                                         # K^{-1} q
     KLt = sol[..., 1:]                                       # K^{-1} L^T
-    coef = mean + np.einsum("ab,nb->na", L, Kq)
-    cov = np.einsum("ab,nbc->nac", L, KLt)
-    rr = block.yy - 2.0 * c @ mean + np.einsum("p,npq,q->n", mean, G, mean)
+    coef = mean + Kq @ L.T
+    cov = np.matmul(L, KLt)
+    rr = block.yy - 2.0 * c @ mean + (G @ mean) @ mean
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     ll = -0.5 * (block.sizes * np.log(2.0 * np.pi * noise_var) + logdet + rr / noise_var
                  - np.einsum("np,np->n", q, Kq))
@@ -158,7 +158,8 @@ def fit_random_effects(blocks: list[GramBlock], n_tasks: int, *, prior_weight: f
             s_coef += coef.sum(axis=0)
             s_outer += V.sum(axis=0) + coef.T @ coef
             s_resid += float(block.yy.sum() - 2.0 * np.einsum("np,np->", block.c, coef)
-                             + np.einsum("np,npq,nq->", coef, G, coef) + np.einsum("npq,nqp->", G, V))
+                             + np.einsum("np,np->", np.matmul(G, coef[:, :, None])[:, :, 0], coef)
+                             + np.einsum("npq,npq->", G, V))                # tr(G_i V_i), both symmetric
             ll += float(ll_b.sum())
         history.append(ll)
         mean = s_coef / n_obs
