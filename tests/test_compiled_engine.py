@@ -218,6 +218,19 @@ def test_estimator_engines_agree_on_data_starved_tasks():
     assert np.linalg.norm(theta[1] - theta[0]) <= 1e-7 * np.linalg.norm(theta[0])
 
 
+@pytest.mark.parametrize("m", [14, 25])
+def test_estimator_engines_agree_with_exchanges_and_restarts(m):
+    """Noiseless fits near the sample-complexity boundary, where tasks take exchange steps and restarts (row
+    layout at m = 14 < d, Gram layout at m = 25): the same iterations and model from both engines."""
+    P = make_lrs_regression(n_tasks=300, n_samples=m, n_features=20, rank=2, sparsity=2, row_sparsity=None,
+                            random_state=2)
+    fits = [LRSRegressor(rank=2, sparsity=2, engine=engine, n_jobs=1, random_state=0).fit(P.X, P.y, tasks=P.tasks)
+            for engine in ("numpy", "numba")]
+    assert fits[0].n_iter_ == fits[1].n_iter_
+    theta = [f.U_ @ f.W_.T + f.B_.toarray() for f in fits]
+    assert np.linalg.norm(theta[1] - theta[0]) <= 1e-8 * np.linalg.norm(theta[0])
+
+
 def test_engine_parameter_checked(monkeypatch):
     P = make_lrs_regression(n_tasks=20, n_samples=15, n_features=8, rank=1, sparsity=1, row_sparsity=None,
                             random_state=0)

@@ -74,3 +74,80 @@ def test_subspace_pursuit_finds_planted_support_in_one_step():
     np.put_along_axis(dense, res.idx, res.val, axis=1)
     np.testing.assert_allclose(dense, B, atol=1e-10)
     np.testing.assert_allclose(res.w, W, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["rows", "gram"])
+@pytest.mark.parametrize("ridge", [0.0, 0.5])
+def test_swap_table_gains_match_brute_force(layout, ridge):
+    """The exchange step's gain (rank-one updates of the support's normal equations) equals the objective
+    decrease measured by solving least squares again on every exchanged support (known answer, to round-off)."""
+    from lorsa.solvers.task_step import _swap_table, _task_objective
+
+    rng = np.random.default_rng(3)
+    n, m, d, r, k = 6, 15, 9, 2, 2
+    task = np.repeat(np.arange(n), m)
+    X, y = rng.standard_normal((n * m, d)), rng.standard_normal(n * m)
+    block = RaggedTasks.from_arrays(X, y, task, n, growth=100.0, block_elements=10**9).blocks[0]
+    U, _ = np.linalg.qr(rng.standard_normal((d, r)))
+    system = RowSystem(block.X, block.y, U)
+    if layout == "gram":
+        gb = GramBlock.from_rows(block)
+        system = GramSystem(gb.G, gb.c, gb.yy, U)
+    idx = np.stack([rng.choice(d, k, replace=False) for _ in range(n)])
+    active = np.ones((n, k), dtype=bool)
+    normal = system.assemble(idx, active)
+    w, vals, state = system.finish(normal, ridge)
+    gain, j, q = _swap_table(system, normal, w, vals, state, active, ridge)
+    before = _task_objective(system, state, w, vals, ridge)
+    for a in range(n):
+        best = -np.inf
+        for jj in range(d):
+            if jj in idx[a]:
+                continue
+            for qq in range(k):
+                sup = idx[a:a + 1].copy()
+                sup[0, qq] = jj
+                sub = system.subset(np.array([a]))
+                w2, v2, st2 = sub.solve(sup, active[a:a + 1], ridge)
+                best = max(best, before[a] - _task_objective(sub, st2, w2, v2, ridge)[0])
+        # scale: the objective (about 1/2 ||y_i||^2 = 7); round-off of the normal equations ~1e-14
+        assert abs(gain[a] - best) <= 1e-10 * max(before[a], 1.0)
+        sup = idx[a:a + 1].copy()
+        sup[0, q[a]] = j[a]
+        sub = system.subset(np.array([a]))
+        w2, v2, st2 = sub.solve(sup, active[a:a + 1], ridge)
+        assert abs(before[a] - _task_objective(sub, st2, w2, v2, ridge)[0] - gain[a]) <= 1e-10 * max(before[a], 1.0)
+
+
+def test_restart_and_exchange_free_a_task_from_a_wrong_support():
+    """With the true U, a task started on a wholly wrong support is recovered exactly by the default step (exchange
+    step + restart of tasks far above the block's median objective), and stays put without them."""
+    rng = np.random.default_rng(5)
+    n, m, d, r, k = 40, 16, 20, 2, 2
+    U, _ = np.linalg.qr(rng.standard_normal((d, r)))
+    W = rng.standard_normal((n, r))
+    support = np.stack([rng.choice(d, k, replace=False) for _ in range(n)])
+    B = np.zeros((n, d))
+    np.put_along_axis(B, support, rng.standard_normal((n, k)) + np.sign(rng.standard_normal((n, k))), axis=1)
+    theta = W @ U.T + B
+    X = rng.standard_normal((n, m, d))
+    y = np.einsum("nmd,nd->nm", X, theta)
+    task = np.repeat(np.arange(n), m)
+    block = RaggedTasks.from_arrays(X.reshape(-1, d), y.reshape(-1), task, n, growth=100.0,
+                                    block_elements=10**9).blocks[0]
+    system = RowSystem(block.X, block.y, U)
+    idx = support.copy()
+    wrong = np.setdiff1d(np.arange(d), support[0])[:k]
+    idx[0] = wrong  # task 0 starts on a wrong support; the others on their own
+    active = np.ones((n, k), dtype=bool)
+    w0, val0, _ = system.solve(idx, active, 0.0)
+    plain = task_step(system, w0, idx, val0, active, TaskStepConfig(n_steps=1, swap=False, restart_factor=0.0))
+    default = task_step(system, w0, idx, val0, active, TaskStepConfig(n_steps=5))
+
+    def error(res):
+        est = res.w @ U.T
+        np.add.at(est, (np.repeat(np.arange(n), k), res.idx.reshape(-1)), res.val.reshape(-1))
+        return np.linalg.norm(est - theta, axis=1) / np.linalg.norm(theta, axis=1)
+
+    assert error(plain)[0] > 1e-2  # one step of plain subspace pursuit does not leave the wrong support
+    assert np.all(error(default) <= 1e-10)  # noiseless, true U: exact

@@ -11,6 +11,7 @@ import numpy as np
 
 __all__ = [
     "batched_solve",
+    "batched_inverse",
     "topk_abs",
     "gather_columns",
 ]
@@ -58,6 +59,35 @@ def batched_solve(G: np.ndarray, rhs: np.ndarray, ridge: float = 0.0, rcond: flo
     inv = np.where(vals > cutoff, 1.0 / np.where(vals > cutoff, vals, 1.0), 0.0)
     coeff = np.einsum("npq,np->nq", vecs, rhs) * inv
     return np.einsum("npq,nq->np", vecs, coeff)
+
+
+def batched_inverse(G: np.ndarray, ridge: float = 0.0, rcond: float = 1e-13) -> np.ndarray:
+    """``(G_a + ridge I)^{-1}`` (pseudo-inverse when singular) for a stack of symmetric PSD matrices, by the rule of
+    :func:`batched_solve`: Cholesky where its pivots bound the condition number below 1e10, else ``eigh`` with
+    eigenvalues below ``rcond * max eigenvalue`` dropped (here decided per matrix). Shape (n, p, p) -> (n, p, p)."""
+    G = np.asarray(G, dtype=np.float64)
+    n, p, _ = G.shape
+    if n == 0 or p == 0:
+        return np.zeros((n, p, p))
+    if ridge:
+        G = G + ridge * np.eye(p)
+    out = np.empty_like(G)
+    good = np.zeros(n, dtype=bool)
+    try:
+        L = np.linalg.cholesky(G)
+        diag = np.abs(np.diagonal(L, axis1=1, axis2=2))
+        good = diag.min(axis=1) > 1e-5 * np.maximum(diag.max(axis=1), 1e-300)
+    except np.linalg.LinAlgError:
+        pass
+    if good.any():
+        out[good] = np.linalg.inv(G[good])
+    if not good.all():
+        bad = ~good
+        vals, vecs = np.linalg.eigh(G[bad])
+        cutoff = rcond * np.maximum(vals[:, -1:], 1e-300)
+        inv = np.where(vals > cutoff, 1.0 / np.where(vals > cutoff, vals, 1.0), 0.0)
+        out[bad] = np.einsum("npq,nq,nrq->npr", vecs, inv, vecs)
+    return out
 
 
 def topk_abs(values: np.ndarray, k: int) -> np.ndarray:

@@ -154,11 +154,12 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
                          gram: np.ndarray | None, keep_gram: bool) -> BlockOutput:
     """:func:`block_pass` with subspace pursuit and the statistics compiled (:mod:`.gram_pass_compiled`,
     :mod:`.row_pass_compiled`); the exact statistics of a row block still need its Gram matrices (numpy)."""
+    swap_rtol = step.swap_rtol if step.swap else -1.0
     if isinstance(block, GramBlock):
         from .gram_pass_compiled import gram_sp_pass
 
         w, idx, val, loss, A, V = gram_sp_pass(block.G, block.c, block.yy, U, w, idx, val, active, step.ridge,
-                                               step.n_steps, stats)
+                                               step.n_steps, stats, swap_rtol, step.restart_factor)
         out = BlockOutput(w=w, idx=idx, val=val, loss=loss, A=A, V=V)
         if stats == "cg":
             out.diag = gram_jacobi_diagonal(block.G, w)
@@ -166,7 +167,7 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
     from .row_pass_compiled import row_sp_pass
 
     w, idx, val, loss, V, diag = row_sp_pass(block.X, block.y, block.sizes, U, w, idx, val, active, step.ridge,
-                                             step.n_steps, stats)
+                                             step.n_steps, stats, swap_rtol, step.restart_factor)
     out = BlockOutput(w=w, idx=idx, val=val, loss=loss, V=V, diag=diag)
     if stats == "exact":
         _row_exact_statistics(out, block, gram, keep_gram)

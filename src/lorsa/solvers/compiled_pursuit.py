@@ -18,210 +18,38 @@ eigenvalue fallback of :func:`lorsa.kernels.batched_solve`, per task. Scratch sp
 
 from __future__ import annotations
 
-import warnings
-
-import numba
 import numpy as np
 
-__all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "workspace", "pursuit_task"]
+from .compiled_linalg import (
+    JIT,
+    add_outer,
+    cholesky,
+    cholesky_solve,
+    combine_columns,
+    dot,
+    mask_slots,
+    ridge_penalty,
+    same_support,
+    solve_psd,
+    topk_abs,
+)
 
-# Re-association and fused multiply-add for vectorised reductions; NaN/inf keep their IEEE meaning.
-_OPTIONS = {"nogil": True, "fastmath": {"reassoc", "contract", "arcp", "nsz"}}
-_uncached_warned = False
-
-
-def JIT(function):  # noqa: N802  (used as a decorator like numba.njit)
-    """``numba.njit(cache=True, ...)``, or without the disk cache (and one warning) where numba cannot write one
-    (a read-only installation without a writable ``NUMBA_CACHE_DIR`` or home folder): numba then refuses
-    ``cache=True`` with "cannot cache function ... no locator available", which must not make lorsa unusable."""
-    global _uncached_warned
-    try:
-        return numba.njit(cache=True, **_OPTIONS)(function)
-    except RuntimeError as exc:
-        if "cannot cache" not in str(exc):
-            raise
-        if not _uncached_warned:
-            _uncached_warned = True
-            warnings.warn(f"numba cannot cache lorsa's compiled kernels here ({exc}); they are compiled again in "
-                          f"every new process (5-10 s each). Set NUMBA_CACHE_DIR to a writable folder to cache "
-                          f"them.", RuntimeWarning, stacklevel=2)
-        return numba.njit(cache=False, **_OPTIONS)(function)
+__all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "workspace", "pursuit_task", "restart_task",
+           "task_objective"]
 
 
 @JIT
-def dot(x, y):  # pragma: no cover - compiled
-    """``sum_j x_j y_j`` (vectorised: re-association allowed)."""
-    s = 0.0
-    for j in range(x.shape[0]):
-        s += x[j] * y[j]
-    return s
-
-
-@JIT
-def combine_columns(D, w, v):  # pragma: no cover - compiled
-    """``v = D w`` for ``D (d, r)``, ``w (r,)``: a task's direction ``D w_i`` in the CG operator."""
-    for p in range(D.shape[0]):
-        acc = 0.0
-        for a in range(D.shape[1]):
-            acc += D[p, a] * w[a]
-        v[p] = acc
-
-
-@JIT
-def add_outer(out, x, coef):  # pragma: no cover - compiled
-    """``out[a, :] += coef[a] x`` for ``out (r, d)``: a task's share ``x w_i^T`` of a (transposed) statistic."""
-    for a in range(out.shape[0]):
-        ca = coef[a]
-        oa = out[a]
-        for p in range(x.shape[0]):
-            oa[p] += x[p] * ca
-
-
-@JIT
-def ridge_penalty(w, val, ridge):  # pragma: no cover - compiled
-    """``ridge / 2 (||w_i||^2 + ||b_i||^2)``."""
-    if ridge == 0.0:
-        return 0.0
-    return 0.5 * ridge * (dot(w, w) + dot(val, val))
-
-
-@JIT
-def topk_abs(v, k, out, mag):  # pragma: no cover - compiled
-    """``out[:k]`` = indices of the ``k`` largest ``|v|``, by decreasing magnitude, ties by lower index (one scan
-    keeping a sorted list; ``mag`` is scratch of length ``k``)."""
-    if k == 0:
-        return
-    count = 0
-    for p in range(v.shape[0]):
-        a = abs(v[p])
-        if count == k and not a > mag[k - 1]:
-            continue
-        j = count if count < k else k - 1  # slot freed for the new entry
-        while j > 0 and a > mag[j - 1]:  # strict: equal magnitudes keep the lower index first
-            mag[j] = mag[j - 1]
-            out[j] = out[j - 1]
-            j -= 1
-        mag[j] = a
-        out[j] = p
-        if count < k:
-            count += 1
-
-
-@JIT
-def cholesky(M, p, ridge, L, inv):  # pragma: no cover - compiled
-    """Cholesky ``L L^T = M[:p, :p] + ridge I`` (lower triangle of ``M`` read) with ``inv = 1 / diag(L)``; False
-    when it fails or its pivots bound the condition number above 1e10 (then use :func:`solve_eigh`)."""
-    for j in range(p):
-        s = M[j, j] + ridge
-        for q in range(j):
-            s -= L[j, q] * L[j, q]
-        if not s > 0.0:
-            return False
-        L[j, j] = np.sqrt(s)
-        inv[j] = 1.0 / L[j, j]
-        for i in range(j + 1, p):
-            s2 = M[i, j]
-            for q in range(j):
-                s2 -= L[i, q] * L[j, q]
-            L[i, j] = s2 * inv[j]
-    if p == 0:
-        return True
-    lo = L[0, 0]
-    hi = L[0, 0]
-    for j in range(1, p):
-        lo = min(lo, L[j, j])
-        hi = max(hi, L[j, j])
-    return lo > 1e-5 * max(hi, 1e-300)
-
-
-@JIT
-def cholesky_solve(L, inv, rhs, p, x):  # pragma: no cover - compiled
-    """``x[:p]`` solving ``L L^T x = rhs[:p]`` (the leading ``p`` rows of a factor solve the leading system)."""
-    for i in range(p):
-        s = rhs[i]
-        for q in range(i):
-            s -= L[i, q] * x[q]
-        x[i] = s * inv[i]
-    for i in range(p - 1, -1, -1):
-        s = x[i]
-        for q in range(i + 1, p):
-            s -= L[q, i] * x[q]
-        x[i] = s * inv[i]
-
-
-@JIT
-def solve_eigh(M, rhs, p, ridge, x):  # pragma: no cover - compiled
-    """Minimum-norm solution through the eigendecomposition, eigenvalues below ``1e-13`` of the largest dropped
-    (the fallback of :func:`lorsa.kernels.batched_solve`)."""
-    A = np.empty((p, p))
-    for i in range(p):
-        for j in range(p):
-            A[i, j] = M[max(i, j), min(i, j)]
-        A[i, i] += ridge
-    vals, vecs = np.linalg.eigh(A)
-    cutoff = 1e-13 * max(vals[p - 1], 1e-300)
-    for j in range(p):
-        x[j] = 0.0
-    for q in range(p):
-        if vals[q] > cutoff:
-            s = 0.0
-            for i in range(p):
-                s += vecs[i, q] * rhs[i]
-            s /= vals[q]
-            for j in range(p):
-                x[j] += vecs[j, q] * s
-
-
-@JIT
-def solve_psd(M, rhs, p, ridge, L, inv, x):  # pragma: no cover - compiled
-    """``x[:p]`` solving ``(M[:p, :p] + ridge I) x = rhs[:p]`` for a symmetric PSD ``M`` (lower triangle read);
-    returns whether ``L, inv`` hold a usable Cholesky factor."""
-    if cholesky(M, p, ridge, L, inv):
-        cholesky_solve(L, inv, rhs, p, x)
-        return True
-    solve_eigh(M, rhs, p, ridge, x)
-    return False
-
-
-@JIT
-def mask_slots(M, rhs, offset, p, mask):  # pragma: no cover - compiled
-    """Decouple masked slots ``offset + q``: zero row and column, unit diagonal, zero right side."""
-    for q in range(mask.shape[0]):
-        if not mask[q]:
-            j = offset + q
-            for i in range(p):
-                M[i, j] = 0.0
-                M[j, i] = 0.0
-            M[j, j] = 1.0
-            rhs[j] = 0.0
-
-
-@JIT
-def same_support(old, new, act):  # pragma: no cover - compiled
-    """Whether the active slots of ``old`` and ``new`` hold the same multiset of indices."""
-    k = act.shape[0]
-    for q in range(k):
-        if act[q]:
-            n_new = 0
-            n_old = 0
-            for s in range(k):
-                if act[s]:
-                    n_new += new[s] == new[q]
-                    n_old += old[s] == new[q]
-            if n_new != n_old:
-                return False
-    return True  # equal counts of every index of new, and both hold sum(act) entries
-
-
-@JIT
-def workspace(r, k, m):  # pragma: no cover - compiled
-    """Scratch for :func:`pursuit_task`: integer slots, the small systems and vectors, masks, and for row data
-    the gathered columns ``(2k, m)`` and the residual ``(m,)``."""
+def workspace(r, k, m, d):  # pragma: no cover - compiled
+    """Scratch for :func:`pursuit_task`: integer slots, the small systems and vectors, masks, for row data the
+    gathered columns ``(2k, m)`` and the residual ``(m,)``, and for the exchange step the cross terms ``(d, r + k)``,
+    ``diag(G_i)`` and the inverse of the support's normal matrix."""
     p = r + 2 * k
+    pk = r + k
     ints = np.zeros((4, max(2 * k, 1)), dtype=np.int64)
     floats = np.zeros((4, max(p, 6), p))
     return (ints, floats, np.zeros(2 * k, dtype=np.bool_), np.zeros(k, dtype=np.bool_),
-            np.zeros((max(2 * k, 1), max(m, 1))), np.zeros(max(m, 1)))
+            np.zeros((max(2 * k, 1), max(m, 1))), np.zeros(max(m, 1)), np.zeros((d, pk)), np.zeros(d),
+            np.zeros((pk, pk)), np.zeros((2, pk)))
 
 
 @JIT
@@ -275,8 +103,190 @@ def _row_gradient(Xi, res, mi, g):  # pragma: no cover - compiled
 
 
 @JIT
-def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, vectors,
-                 space):  # pragma: no cover - compiled
+def _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, idx, act, Mk, rk, cols):
+    # pragma: no cover - compiled
+    """Lower triangle of the normal equations on ``[X_i U, X_{i,S}]`` for the support ``idx`` (masked by ``act``)
+    in ``Mk, rk``; for row data the support's columns are left in ``cols[:k, :mi]``."""
+    r = UGU.shape[0]
+    k = idx.shape[0]
+    for a in range(r):
+        rk[a] = cU[a]
+        for b in range(r):
+            Mk[a, b] = UGU[a, b]
+    if rows:
+        for s in range(k):
+            js = idx[s]
+            for j in range(mi):
+                cols[s, j] = Xi[j, js]
+        for s in range(k):
+            cs = cols[s, :mi]
+            rk[r + s] = dot(cs, yi[:mi])
+            for a in range(r):
+                Mk[r + s, a] = dot(cs, XUt[a, :mi])
+            for u in range(s + 1):
+                Mk[r + s, r + u] = dot(cs, cols[u, :mi])
+    else:
+        for s in range(k):
+            js = idx[s]
+            rk[r + s] = ci[js]
+            for a in range(r):
+                Mk[r + s, a] = GUt[a, js]
+            row = Gi[js]
+            for u in range(s + 1):
+                Mk[r + s, r + u] = row[idx[u]]
+    mask_slots(Mk, rk, r, r + k, act)
+
+
+@JIT
+def psd_inverse(M, p, ridge, L, inv, out, e, x):  # pragma: no cover - compiled
+    """``out[:p, :p] = (M[:p, :p] + ridge I)^{-1}`` (lower triangle of ``M`` read) by the rule of
+    :func:`solve_psd`: Cholesky when it bounds the condition number, else the eigenvalue pseudo-inverse with
+    cut-off ``1e-13`` (:func:`lorsa.kernels.batched_inverse`)."""
+    if cholesky(M, p, ridge, L, inv):
+        for c in range(p):
+            for i in range(p):
+                e[i] = 0.0
+            e[c] = 1.0
+            cholesky_solve(L, inv, e, p, x)
+            for i in range(p):
+                out[i, c] = x[i]
+        return
+    A = np.empty((p, p))
+    for i in range(p):
+        for j in range(p):
+            A[i, j] = M[max(i, j), min(i, j)]
+        A[i, i] += ridge
+    vals, vecs = np.linalg.eigh(A)
+    cutoff = 1e-13 * max(vals[p - 1], 1e-300)
+    for i in range(p):
+        for j in range(p):
+            s = 0.0
+            for q in range(p):
+                if vals[q] > cutoff:
+                    s += vecs[i, q] * vecs[j, q] / vals[q]
+            out[i, j] = s
+
+
+@JIT
+def task_objective(rows, ci, yy, mi, w, val, ridge, vectors, res):  # pragma: no cover - compiled
+    """The task's objective at the state left by :func:`pursuit_task` (penalty included): ``1/2 ||res||^2`` for
+    rows, ``1/2 max(||y||^2 - 2 c^T theta + theta^T G theta, 0)`` for Gram data (``yy = ||y_i||^2``)."""
+    obj = 0.0
+    if rows:
+        for j in range(mi):
+            obj += res[j] * res[j]
+        obj *= 0.5
+    else:
+        theta = vectors[0]
+        Gtheta = vectors[1]
+        obj = yy
+        for j in range(theta.shape[0]):
+            obj += theta[j] * Gtheta[j] - 2.0 * ci[j] * theta[j]
+        obj = 0.5 * max(obj, 0.0)
+    return obj + ridge_penalty(w, val, ridge)
+
+
+@JIT
+def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, rtol, yy, vectors, space):
+    # pragma: no cover - compiled
+    """The exchange step of :func:`lorsa.solvers.task_step._swap_table` for one task at a least-squares solution
+    on its support: the best exchange of a support slot ``q`` for an outside coordinate ``j`` by its exact gain;
+    taken (support changed, least squares solved again, state updated) when the gain exceeds ``rtol`` times the
+    objective and round-off of ``||y_i||^2``. Returns whether it was taken."""
+    r = UGU.shape[0]
+    k = idx.shape[0]
+    pk = r + k
+    d = ci.shape[0] if not rows else Xi.shape[1]
+    ints, floats, umask, cur, cols, res, H, hdiag, Ainv, hx = space
+    Mk, L = floats[1], floats[2]
+    rk, sol, e, inv = floats[3, 1], floats[3, 2], floats[3, 3], floats[3, 5]
+    hv, x = hx[0], hx[1]
+    Gtheta, g = vectors[1], vectors[2]
+    obj = task_objective(rows, ci, yy, mi, w, val, ridge, vectors, res)
+    if rows:
+        _row_gradient(Xi, res, mi, g)
+    else:
+        for p in range(d):
+            g[p] = ci[p] - Gtheta[p]
+    _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, idx, act, Mk, rk, cols)
+    psd_inverse(Mk, pk, ridge, L, inv, Ainv, e, sol)
+    for a in range(r):
+        x[a] = w[a]
+    for q in range(k):
+        x[r + q] = val[q] if act[q] else 0.0
+    # cross terms h_j = [X_i U, X_{i,S}]^T x_j and ||x_j||^2 for every coordinate j
+    if rows:
+        H[:, :] = 0.0
+        hdiag[:] = 0.0
+        for m in range(mi):
+            row = Xi[m]
+            for j in range(d):
+                xj = row[j]
+                hdiag[j] += xj * xj
+                for a in range(r):
+                    H[j, a] += xj * XUt[a, m]
+                for q in range(k):
+                    if act[q]:
+                        H[j, r + q] += xj * cols[q, m]
+    else:
+        for j in range(d):
+            hdiag[j] = Gi[j, j]
+            for a in range(r):
+                H[j, a] = GUt[a, j]
+        for q in range(k):
+            if act[q]:
+                row = Gi[idx[q]]
+                for j in range(d):
+                    H[j, r + q] = row[j]
+            else:
+                for j in range(d):
+                    H[j, r + q] = 0.0
+    best = -np.inf
+    best_j = -1
+    best_q = -1
+    for j in range(d):
+        inside = False
+        for q in range(k):
+            if act[q] and idx[q] == j:
+                inside = True
+        if inside:
+            continue
+        hj = H[j]
+        for c in range(pk):
+            acc = 0.0
+            for c2 in range(pk):
+                acc += Ainv[c, c2] * hj[c2]
+            hv[c] = acc
+        s = hdiag[j] + ridge - dot(hj, hv)
+        if not s > 1e-10 * max(hdiag[j], 1e-300):
+            continue
+        alpha = g[j] / s
+        add_gain = 0.5 * alpha * g[j]
+        for q in range(k):
+            if act[q]:
+                vq = hv[r + q]
+                xplus = x[r + q] - vq * alpha
+                dinv = Ainv[r + q, r + q] + vq * vq / s
+                gain = add_gain - 0.5 * xplus * xplus / (dinv if dinv > 0 else 1.0)
+                if gain > best:
+                    best = gain
+                    best_j = j
+                    best_q = q
+    if best_j < 0 or not best > max(rtol * obj, 1e-13 * 0.5 * yy):
+        return False
+    idx[best_q] = best_j
+    _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, idx, act, Mk, rk, cols)
+    solve_psd(Mk, rk, pk, ridge, L, inv, sol)
+    for a in range(r):
+        w[a] = sol[a]
+    for q in range(k):
+        val[q] = sol[r + q] if act[q] else 0.0
+    return True
+
+
+@JIT
+def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, swap_rtol,
+                 yy, vectors, space):  # pragma: no cover - compiled
     """Subspace pursuit for one task, in place on ``w, idx, val``.
 
     Gram data (``rows`` False): ``Gi (d, d)``, ``ci (d,)``, ``GUt = (G_i U)^T``; the final ``theta, G theta``
@@ -288,8 +298,11 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
     k = idx.shape[0]
     pu = r + 2 * k
     pk = r + k
-    ints, floats, umask, cur, cols, res = space
+    ints, floats, umask, cur, cols, res = space[0], space[1], space[2], space[3], space[4], space[5]
     theta, Gtheta, g = vectors[0], vectors[1], vectors[2]
+    any_act = False
+    for q in range(k):
+        any_act = any_act or act[q]
     Mu, Mk, L = floats[0], floats[1], floats[2]
     ru, rk, sol, inv = floats[3, 0], floats[3, 1], floats[3, 2], floats[3, 5]
     uval, mag = floats[3, 3, :2 * k], floats[3, 4, :k]
@@ -392,5 +405,33 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
             _row_state(Xi, yi, mi, XUt, w, idx, val, res)
         else:
             _gram_state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
+        if not moved and any_act and swap_rtol >= 0.0:
+            moved = _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, swap_rtol, yy,
+                               vectors, space)
+            if moved:
+                if rows:
+                    _row_state(Xi, yi, mi, XUt, w, idx, val, res)
+                else:
+                    _gram_state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
         if not moved:
             break
+
+
+@JIT
+def restart_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, swap_rtol, yy,
+                 vectors, space, w1, idx1, val1):  # pragma: no cover - compiled
+    """Subspace pursuit again from ``b_i = 0`` (``w_i`` least squares on ``X_i U``) into ``w1, idx1, val1``
+    (the restart of :func:`lorsa.solvers.task_step._restart_stuck`); returns its objective, and leaves its state
+    where :func:`pursuit_task` does."""
+    r = UGU.shape[0]
+    floats = space[1]
+    L, inv, sol = floats[2], floats[3, 5], floats[3, 2]
+    solve_psd(UGU, cU, r, ridge, L, inv, sol)
+    for a in range(r):
+        w1[a] = sol[a]
+    for q in range(idx.shape[0]):
+        idx1[q] = idx[q]
+        val1[q] = 0.0
+    pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w1, idx1, val1, act, ridge, n_steps, swap_rtol,
+                 yy, vectors, space)
+    return task_objective(rows, ci, yy, mi, w1, val1, ridge, vectors, space[5])

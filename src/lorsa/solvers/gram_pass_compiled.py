@@ -32,7 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_pursuit import JIT, add_outer, combine_columns, dot, pursuit_task, ridge_penalty, workspace
+from .compiled_pursuit import (
+    JIT,
+    add_outer,
+    combine_columns,
+    dot,
+    pursuit_task,
+    restart_task,
+    task_objective,
+    workspace,
+)
 
 __all__ = ["gram_sp_pass", "gram_normal_matvec"]
 
@@ -74,8 +83,36 @@ def _accumulate_statistics(G, w, start, stop, pair_a, pair_b, T):  # pragma: no 
 
 
 @JIT
-def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats, pair_a, pair_b, loss, V, T):
-    # pragma: no cover - compiled
+def _add_rhs(Gi, ci, wi, idxi, vali, sign, target, V):  # pragma: no cover - compiled
+    """``V^T += sign w_i (c_i - G_i b_i)^T``: a task's share of the U step's right side."""
+    d = ci.shape[0]
+    for j in range(d):
+        target[j] = ci[j]
+    for q in range(idxi.shape[0]):
+        v = vali[q]
+        if v != 0.0:
+            row = Gi[idxi[q]]
+            for j in range(d):
+                target[j] -= row[j] * v
+    if sign == 1.0:
+        add_outer(V, target, wi)
+    else:
+        add_outer(V, target, sign * wi)
+
+
+@JIT
+def _add_task_statistics(Gi_flat, wi, sign, pair_a, pair_b, T):  # pragma: no cover - compiled
+    """``T[pair] += sign w_ia w_ib G_i`` for one task (a restarted task's correction)."""
+    for pp in range(pair_a.shape[0]):
+        c0 = sign * wi[pair_a[pp]] * wi[pair_b[pp]]
+        Tp = T[pp]
+        for e in range(Gi_flat.shape[0]):
+            Tp[e] += c0 * Gi_flat[e]
+
+
+@JIT
+def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_rtol, restart_factor, stats,
+                  pair_a, pair_b, loss, V, T):  # pragma: no cover - compiled
     n, d, _ = G.shape
     r = U.shape[1]
     k = idx.shape[1]
@@ -84,7 +121,7 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
     UGU = np.empty((_GROUP, r, r))
     cU = np.empty((_GROUP, r))
     vectors = np.empty((3, d))
-    space = workspace(r, k, 0)
+    space = workspace(r, k, 0, d)
     no_rows = np.zeros((1, 1), dtype=G.dtype)
     no_y = np.zeros(1)
     for start in range(0, n, _GROUP):
@@ -106,27 +143,50 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, stats
             ci = c[i]
             g = i - start
             pursuit_task(False, Gi, ci, no_rows, no_y, 0, no_y.reshape(1, 1), Ut, GUt[g], UGU[g], cU[g], w[i],
-                         idx[i], val[i], active[i], ridge, n_steps, vectors, space)
-            theta = vectors[0]
-            Gtheta = vectors[1]
-            obj = yy[i]
-            for j in range(d):
-                obj += theta[j] * Gtheta[j] - 2.0 * ci[j] * theta[j]
-            obj = 0.5 * max(obj, 0.0)
-            loss[i] = obj + ridge_penalty(w[i], val[i], ridge)
+                         idx[i], val[i], active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space)
+            loss[i] = task_objective(False, ci, yy[i], 0, w[i], val[i], ridge, vectors, no_y)
             if stats > 0:
-                target = vectors[2]
-                for j in range(d):
-                    target[j] = ci[j]
-                for q in range(k):
-                    v = val[i, q]
-                    if v != 0.0:
-                        row = Gi[idx[i, q]]
-                        for j in range(d):
-                            target[j] -= row[j] * v
-                add_outer(V, target, w[i])
+                _add_rhs(Gi, ci, w[i], idx[i], val[i], 1.0, vectors[2], V)
         if stats > 1:
             _accumulate_statistics(Gflat, w, start, stop, pair_a, pair_b, T)
+    if restart_factor <= 0.0 or n == 0:
+        return
+    # restart from b_i = 0 the tasks whose objective ends far above the block's median, keep what is lower, and
+    # correct their share of the statistics (task_step._restart_stuck)
+    median = np.median(loss)
+    w1 = np.empty(r)
+    idx1 = np.empty(k, dtype=np.int64)
+    val1 = np.empty(k)
+    for i in range(n):
+        any_act = False
+        for q in range(k):
+            any_act = any_act or active[i, q]
+        if not (any_act and loss[i] > restart_factor * median and loss[i] > 1e-13 * 0.5 * yy[i]):
+            continue
+        Gi = G[i]
+        ci = c[i]
+        for j in range(d):
+            for a in range(r):
+                GUt[0, a, j] = dot(Gi[j], Ut[a])
+        for a in range(r):
+            cU[0, a] = dot(ci, Ut[a])
+            for b in range(r):
+                UGU[0, a, b] = dot(Ut[a], GUt[0, b])
+        new_loss = restart_task(False, Gi, ci, no_rows, no_y, 0, no_y.reshape(1, 1), Ut, GUt[0], UGU[0], cU[0], w[i],
+                                idx[i], val[i], active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space, w1, idx1,
+                                val1)
+        if not new_loss < loss[i]:
+            continue
+        if stats > 0:
+            _add_rhs(Gi, ci, w[i], idx[i], val[i], -1.0, vectors[2], V)
+            _add_rhs(Gi, ci, w1, idx1, val1, 1.0, vectors[2], V)
+        if stats > 1:
+            _add_task_statistics(Gflat[i], w[i], -1.0, pair_a, pair_b, T)
+            _add_task_statistics(Gflat[i], w1, 1.0, pair_a, pair_b, T)
+        loss[i] = new_loss
+        w[i] = w1
+        idx[i] = idx1
+        val[i] = val1
 
 
 @JIT
@@ -152,7 +212,8 @@ def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarra
 
 
 def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
-                 val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None
+                 val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None,
+                 swap_rtol: float = -1.0, restart_factor: float = 0.0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray | None]:
     """Subspace pursuit over a Gram block and, optionally, its U-step statistics, compiled.
 
@@ -175,6 +236,10 @@ def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w:
         Subspace pursuit steps at most (a task stops earlier when its support is stable).
     stats : {"exact", "cg", None}
         ``"exact"``: return ``V`` and the Kronecker matrix ``A``; ``"cg"``: ``V`` only; None: neither.
+    swap_rtol : float
+        The exchange step of a task whose support is stable (``>= 0``: its relative gain threshold; negative: off).
+    restart_factor : float
+        Restart from ``b_i = 0`` tasks whose objective ends above this multiple of the block's median (0: off).
 
     Returns
     -------
@@ -199,8 +264,8 @@ def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w:
     G = np.ascontiguousarray(G)
     _gram_sp_pass(G, G.reshape(n, d * d), np.ascontiguousarray(c, dtype=np.float64),
                   np.ascontiguousarray(yy, dtype=np.float64), np.ascontiguousarray(U, dtype=np.float64), w, idx, val,
-                  np.ascontiguousarray(active, dtype=np.bool_), float(ridge), int(n_steps), code, pair_a, pair_b,
-                  loss, V, T)
+                  np.ascontiguousarray(active, dtype=np.bool_), float(ridge), int(n_steps), float(swap_rtol),
+                  float(restart_factor), code, pair_a, pair_b, loss, V, T)
     A = None
     if code == 2:
         blocks = np.empty((r, d, r, d))

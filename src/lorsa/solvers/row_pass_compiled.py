@@ -24,14 +24,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_pursuit import JIT, add_outer, combine_columns, dot, pursuit_task, ridge_penalty, workspace
+from .compiled_pursuit import (
+    JIT,
+    add_outer,
+    combine_columns,
+    dot,
+    pursuit_task,
+    restart_task,
+    task_objective,
+    workspace,
+)
 
 __all__ = ["row_sp_pass", "row_normal_matvec"]
 
 
 @JIT
-def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, stats, loss, V, diag):
-    # pragma: no cover - compiled
+def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, swap_rtol, restart_factor, stats, loss, V,
+                 diag):  # pragma: no cover - compiled
     n, m, d = X.shape
     r = U.shape[1]
     k = idx.shape[1]
@@ -40,55 +49,100 @@ def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, stats, los
     UGU = np.empty((r, r))
     cU = np.empty(r)
     vectors = np.empty((3, d))
-    space = workspace(r, k, m)
+    space = workspace(r, k, m, d)
     res = space[5]
     target = np.empty(m)
     Xt = np.empty(d)
     colsq = np.empty(d)
     w2 = np.empty(r)
     no_gram = np.zeros((1, 1), dtype=X.dtype)
+    yy = np.empty(n)
     for i in range(n):
         Xi = X[i]
         yi = y[i]
         mi = sizes[i]
+        yy[i] = dot(yi[:mi], yi[:mi])
+        _task_products(Xi, yi, mi, Ut, XUt, UGU, cU)
+        pursuit_task(True, no_gram, cU, Xi, yi, mi, XUt, Ut, XUt, UGU, cU, w[i], idx[i], val[i], active[i], ridge,
+                     n_steps, swap_rtol, yy[i], vectors, space)
+        loss[i] = task_objective(True, cU, yy[i], mi, w[i], val[i], ridge, vectors, res)
+        _add_task_statistics(Xi, yi, mi, w[i], idx[i], val[i], 1.0, stats, target, Xt, colsq, w2, V, diag)
+    if restart_factor <= 0.0 or n == 0:
+        return
+    # restart from b_i = 0 the tasks whose objective ends far above the block's median, keep what is lower, and
+    # correct their share of the statistics (task_step._restart_stuck)
+    median = np.median(loss)
+    w1 = np.empty(r)
+    idx1 = np.empty(k, dtype=np.int64)
+    val1 = np.empty(k)
+    for i in range(n):
+        any_act = False
+        for q in range(k):
+            any_act = any_act or active[i, q]
+        if not (any_act and loss[i] > restart_factor * median and loss[i] > 1e-13 * 0.5 * yy[i]):
+            continue
+        Xi = X[i]
+        yi = y[i]
+        mi = sizes[i]
+        _task_products(Xi, yi, mi, Ut, XUt, UGU, cU)
+        new_loss = restart_task(True, no_gram, cU, Xi, yi, mi, XUt, Ut, XUt, UGU, cU, w[i], idx[i], val[i],
+                                active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space, w1, idx1, val1)
+        if not new_loss < loss[i]:
+            continue
+        _add_task_statistics(Xi, yi, mi, w[i], idx[i], val[i], -1.0, stats, target, Xt, colsq, w2, V, diag)
+        _add_task_statistics(Xi, yi, mi, w1, idx1, val1, 1.0, stats, target, Xt, colsq, w2, V, diag)
+        loss[i] = new_loss
+        w[i] = w1
+        idx[i] = idx1
+        val[i] = val1
+
+
+@JIT
+def _task_products(Xi, yi, mi, Ut, XUt, UGU, cU):  # pragma: no cover - compiled
+    """``(X_i U)^T``, ``U^T X_i^T X_i U`` and ``U^T X_i^T y_i`` over the task's ``mi`` rows."""
+    r = Ut.shape[0]
+    for j in range(mi):
+        row = Xi[j]
+        for a in range(r):
+            XUt[a, j] = dot(row, Ut[a])
+    for a in range(r):
+        cU[a] = dot(XUt[a, :mi], yi[:mi])
+        for b in range(r):
+            UGU[a, b] = dot(XUt[a, :mi], XUt[b, :mi])
+
+
+@JIT
+def _add_task_statistics(Xi, yi, mi, wi, idxi, vali, sign, stats, target, Xt, colsq, w2, V, diag):
+    # pragma: no cover - compiled
+    """A task's share (times ``sign``) of ``V`` (``stats > 0``) and of the Jacobi diagonal (``stats == 1``)."""
+    d = Xi.shape[1]
+    r = wi.shape[0]
+    k = idxi.shape[0]
+    if stats > 0:
+        for j in range(mi):  # y_i - X_i b_i
+            s = yi[j]
+            for q in range(k):
+                if vali[q] != 0.0:
+                    s -= Xi[j, idxi[q]] * vali[q]
+            target[j] = s
+        Xt[:] = 0.0
         for j in range(mi):
             row = Xi[j]
-            for a in range(r):
-                XUt[a, j] = dot(row, Ut[a])
+            tj = target[j]
+            for p in range(d):
+                Xt[p] += row[p] * tj
         for a in range(r):
-            cU[a] = dot(XUt[a, :mi], yi[:mi])
-            for b in range(r):
-                UGU[a, b] = dot(XUt[a, :mi], XUt[b, :mi])
-        pursuit_task(True, no_gram, cU, Xi, yi, mi, XUt, Ut, XUt, UGU, cU, w[i], idx[i], val[i], active[i], ridge,
-                     n_steps, vectors, space)
-        obj = 0.0
+            w2[a] = sign * wi[a]
+        add_outer(V, Xt, w2)
+    if stats == 1:  # the Jacobi diagonal, for the CG U step only
+        colsq[:] = 0.0
         for j in range(mi):
-            obj += res[j] * res[j]
-        obj *= 0.5
-        loss[i] = obj + ridge_penalty(w[i], val[i], ridge)
-        if stats > 0:
-            for j in range(mi):  # y_i - X_i b_i
-                s = yi[j]
-                for q in range(k):
-                    if val[i, q] != 0.0:
-                        s -= Xi[j, idx[i, q]] * val[i, q]
-                target[j] = s
-            Xt[:] = 0.0
-            for j in range(mi):
-                row = Xi[j]
-                tj = target[j]
-                for p in range(d):
-                    Xt[p] += row[p] * tj
-            add_outer(V, Xt, w[i])
-        if stats == 1:  # the Jacobi diagonal, for the CG U step only
-            colsq[:] = 0.0
-            for j in range(mi):
-                row = Xi[j]
-                for p in range(d):
-                    colsq[p] += row[p] * row[p]
-            for a in range(r):
-                w2[a] = w[i, a] * w[i, a]
-            add_outer(diag, colsq, w2)
+            row = Xi[j]
+            for p in range(d):
+                colsq[p] += row[p] * row[p]
+        for a in range(r):
+            w2[a] = sign * wi[a] * wi[a]
+        add_outer(diag, colsq, w2)
 
 
 @JIT
@@ -109,7 +163,8 @@ def _row_normal_matvec(X, sizes, w, D, out):  # pragma: no cover - compiled
 
 
 def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
-                val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None
+                val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None,
+                swap_rtol: float = -1.0, restart_factor: float = 0.0
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray | None]:
     """Subspace pursuit over a row block and, optionally, the U step's right side and Jacobi diagonal, compiled.
 
@@ -149,7 +204,7 @@ def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, 
     diag = np.zeros((r, d))
     _row_sp_pass(np.ascontiguousarray(X), np.ascontiguousarray(y), np.ascontiguousarray(sizes, dtype=np.int64),
                  np.ascontiguousarray(U, dtype=np.float64), w, idx, val, np.ascontiguousarray(active, dtype=np.bool_),
-                 float(ridge), int(n_steps), code, loss, V, diag)
+                 float(ridge), int(n_steps), float(swap_rtol), float(restart_factor), code, loss, V, diag)
     return (w, idx, val, float(loss.sum()), V.T.copy() if code else None, diag.T.copy() if code == 1 else None)
 
 

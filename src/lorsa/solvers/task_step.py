@@ -9,6 +9,15 @@ Three solvers, picked by ``TaskStepConfig.method``, written once against the sys
     over that union ``T``, keep the ``k`` largest coefficients as the new ``S`` and solve again on ``[X_i U,
     X_{i,S}]``. No step size is involved, and because ``w_i`` and ``b_i`` are re-fitted together a stale ``w_i``
     cannot lock in a wrong support: on noiseless data it reaches machine precision where the alternation stalls.
+    Two escapes from the wrong supports where subspace pursuit stops (its candidates are the k largest gradient
+    entries, and a missing coordinate need not be among them when ``X_i^T X_i`` is far from a multiple of I):
+    *exchange step* (``swap``) — a task whose support did not move takes the best single exchange of a support
+    slot for an outside coordinate, ranked by its exact objective decrease (rank-one updates of the support's
+    normal equations for all ``k (d - k)`` exchanges at once, :func:`_swap_table`), if that decrease exceeds
+    ``swap_rtol`` of the objective, then continues the pursuit; *restart* (``restart_factor``) — a task whose
+    objective ends above ``restart_factor`` times the median over its block runs the pursuit again from
+    ``b_i = 0`` and keeps the result if it is lower. Measured (d = 20, r = 2, k = 2, t = 300, noiseless, 5 seeds):
+    recovery (relative error <= 1e-6) on 5/5 seeds at m = 20 and 25 where plain subspace pursuit had 0/5 and 1/5.
 ``"htp"`` — hard thresholding pursuit: ``S`` = top-``k`` of ``|b + mu g|`` with the normalised step measured on the
     top-``k`` of ``|g|`` (after a least-squares solve ``g`` vanishes on ``S``), then the same joint solve.
     Cheaper per step, but it can keep a task on a wrong support when ``mu`` is too small to let new coordinates in.
@@ -33,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import topk_abs
-from .task_systems import GramSystem, RowSystem, put_state, take_state
+from ..kernels import batched_inverse, topk_abs
+from .task_systems import GramSystem, Normal, RowSystem, put_state, take_state
 
 __all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros", "METHODS"]
 
@@ -54,6 +63,9 @@ class TaskStepConfig:
     schedule_alpha: float = 0.0
     schedule_beta: float = 0.0
     schedule_c1: float = 0.25
+    swap: bool = True
+    swap_rtol: float = 1e-6
+    restart_factor: float = 10.0
 
 
 @dataclass
@@ -114,6 +126,8 @@ def task_step(system: RowSystem | GramSystem, w: np.ndarray, idx: np.ndarray, va
         w, idx, val, state = _iht_then_ls(system, w, idx, val, active, config, sizes)
     else:
         w, idx, val, state = _pursuit(system, w, idx, val, active, config, fixed_w, state)
+        if config.method == "sp" and config.restart_factor:
+            w, idx, val, state = _restart_stuck(system, w, idx, val, active, config, fixed_w, state)
     loss_after = float(np.sum(system.objective(state))) + _penalty(ridge, w, val)
     return TaskStepResult(w=w, idx=idx, val=val, target=system.target(idx, val), loss_before=loss_before,
                           loss_after=loss_after)
@@ -169,12 +183,118 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
         moved = (np.any(np.sort(np.where(act_t, new_idx, -1), axis=1)
                         != np.sort(np.where(act_t, idx_t, -1), axis=1), axis=1)
                  | np.any(current != act_t, axis=1))
+        if config.swap and config.method == "sp" and not moved.all():
+            moved = _escape_by_swap(sub, pruned, w_t, new_idx, new_val, new_state, act_t, ridge, moved,
+                                    config.swap_rtol, fixed_t)
         w[todo], idx[todo], val[todo] = w_t, new_idx, new_val
         put_state(state, todo, new_state)
         if not moved.any():
             break
         todo = todo[moved]
         sub, sub_state = system.subset(todo), take_state(new_state, moved)
+    return w, idx, val, state
+
+
+def _take_normal(normal: Normal, sel: np.ndarray) -> Normal:
+    """The normal equations of the tasks ``sel`` only."""
+    fixed_w = None if normal.fixed_w is None else normal.fixed_w[sel]
+    target = None if normal.target is None else normal.target[sel]
+    return Normal(normal.M[sel], normal.rhs[sel], normal.offset, normal.sup[sel], normal.mask[sel], fixed_w,
+                  normal.data[sel], target)
+
+
+def _swap_table(system, normal, w, vals, state, act, ridge):
+    """The best single exchange of a support coordinate for an outside one, for every task, by its exact gain.
+
+    At the least-squares solution ``x`` on the columns ``Z = [X_i U, X_{i,S}]`` (normal matrix ``A = Z^T Z +
+    lambda I``), adding column ``j`` lowers the objective by ``g_j^2 / (2 s_j)`` with ``g_j = x_j^T r`` and
+    ``s_j = ||x_j||^2 + lambda - h_j^T A^{-1} h_j`` (``h_j = Z^T x_j``); removing slot ``q`` from the enlarged
+    solution ``x^+ = (x - A^{-1} h_j g_j / s_j, g_j / s_j)`` then raises it by ``(x^+_q)^2 / (2 (A^+)^{-1}_{qq})``
+    with ``(A^+)^{-1}_{qq} = (A^{-1})_{qq} + (A^{-1} h_j)_q^2 / s_j``. Returns ``gain (n,)`` (objective decrease
+    of the best exchange, -inf when none), ``j (n,)`` and ``q (n,)``.
+    """
+    off = normal.offset
+    H, diag = system.cross(normal)
+    Ainv = batched_inverse(normal.M, ridge)
+    x = vals if off == 0 else np.concatenate([w, vals], axis=1)
+    g = system.gradient(state)                                            # x_j^T r; b_j = 0 outside S
+    V = np.matmul(H, Ainv)                                                # rows (A^{-1} h_j)^T
+    s = diag + ridge - np.einsum("ndp,ndp->nd", H, V)
+    n, d = g.shape
+    rows = np.broadcast_to(np.arange(n)[:, None], normal.sup.shape)
+    inside = np.zeros((n, d), dtype=bool)
+    inside[rows[act], normal.sup[act]] = True
+    ok = ~inside & (s > 1e-10 * np.maximum(diag, 1e-300))
+    s_safe = np.where(ok, s, 1.0)
+    alpha = np.where(ok, g / s_safe, 0.0)
+    add_gain = 0.5 * alpha * g                                            # g_j^2 / (2 s_j)
+    Vs = V[:, :, off:]
+    x_plus = x[:, None, off:] - Vs * alpha[:, :, None]                    # (n, d, k)
+    dinv = np.diagonal(Ainv, axis1=1, axis2=2)[:, None, off:] + Vs * Vs / s_safe[:, :, None]
+    cost = np.where(act[:, None, :], 0.5 * x_plus * x_plus / np.where(dinv > 0, dinv, 1.0), np.inf)
+    gain = np.where(ok[:, :, None], add_gain[:, :, None] - cost, -np.inf).reshape(n, -1)
+    best = np.argmax(gain, axis=1)
+    k = act.shape[1]
+    return gain[np.arange(n), best], best // k, best % k
+
+
+def _escape_by_swap(system, normal, w, idx, vals, state, act, ridge, moved, rtol, fixed_w):
+    """Tasks whose support subspace pursuit left unchanged take their best single exchange (:func:`_swap_table`)
+    when it lowers the objective by more than ``rtol`` of it (and than round-off of ``||y_i||^2``); their
+    ``w, idx, vals, state`` are updated in place and they count as moved."""
+    stable = np.flatnonzero(~moved & act.any(axis=1))
+    if stable.size == 0:
+        return moved
+    sub = system.subset(stable)
+    sub_normal = _take_normal(normal, stable)
+    sub_state = take_state(state, stable)
+    gain, j, q = _swap_table(sub, sub_normal, w[stable], vals[stable], sub_state, act[stable], ridge)
+    obj = _task_objective(sub, sub_state, w[stable], vals[stable], ridge)
+    take = gain > np.maximum(rtol * obj, 1e-13 * sub.energy())
+    if not take.any():
+        return moved
+    sel = stable[take]
+    new_idx = idx[sel].copy()
+    new_idx[np.arange(sel.size), q[take]] = j[take]
+    sub2 = system.subset(sel)
+    w2, v2, st2 = sub2.solve(new_idx, act[sel], ridge, None if fixed_w is None else fixed_w[sel])
+    w[sel], idx[sel], vals[sel] = w2, new_idx, v2
+    put_state(state, sel, st2)
+    moved = moved.copy()
+    moved[sel] = True
+    return moved
+
+
+def _task_objective(system, state, w, val, ridge) -> np.ndarray:
+    obj = system.objective(state)
+    return obj + 0.5 * ridge * (np.sum(w * w, axis=1) + np.sum(val * val, axis=1)) if ridge else obj
+
+
+def _restart_stuck(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, ...]:
+    """Restart the pursuit from ``b_i = 0`` for tasks whose objective ends far above the block's: more than
+    ``restart_factor`` times the median (and above round-off of ``||y_i||^2 / 2``); keep the restart where it is
+    lower. A task left on a wrong support pulls ``U`` off for every other task; from ``b_i = 0`` its first
+    gradient is that of the whole unexplained part."""
+    ridge = config.ridge
+    obj = _task_objective(system, state, w, val, ridge)
+    stuck = np.flatnonzero((obj > config.restart_factor * np.median(obj)) & (obj > 1e-13 * system.energy())
+                           & active.any(axis=1))
+    if stuck.size == 0:
+        return w, idx, val, state
+    sub = system.subset(stuck)
+    zeros = np.zeros((stuck.size, idx.shape[1]))
+    fixed = None if fixed_w is None else fixed_w[stuck]
+    if fixed is None:
+        w0, _, state0 = sub.solve(idx[stuck], active[stuck], ridge, fixed_b=(idx[stuck], zeros))
+    else:
+        w0, state0 = fixed, sub.residual(fixed, idx[stuck], zeros)
+    w1, idx1, val1, state1 = _pursuit(sub, w0, idx[stuck], zeros, active[stuck], config, fixed, state0)
+    better = _task_objective(sub, state1, w1, val1, ridge) < obj[stuck]
+    if better.any():
+        sel = stuck[better]
+        w, idx, val = w.copy(), idx.copy(), val.copy()
+        w[sel], idx[sel], val[sel] = w1[better], idx1[better], val1[better]
+        put_state(state, sel, take_state(state1, better))
     return w, idx, val, state
 
 

@@ -180,6 +180,17 @@ class RowSystem:
         state = normal.target - _rowdot(normal.data, sol)
         return _split(normal, sol) + (state,)
 
+    def cross(self, normal: Normal) -> tuple[np.ndarray, np.ndarray]:
+        """``H (n, d, p)``: every coordinate column ``X_{i,j}`` against the columns of ``normal`` (``X_i^T Z_i``,
+        masked slots zero), and ``diag (n, d)``: ``||X_{i,j}||^2``."""
+        H = np.matmul(np.swapaxes(self.X, 1, 2), normal.data).astype(np.float64, copy=False)
+        H[:, :, normal.offset:] *= normal.mask[:, None, :]
+        return H, np.einsum("nmd,nmd->nd", self.X, self.X, dtype=np.float64)
+
+    def energy(self) -> np.ndarray:
+        """``1/2 ||y_i||^2`` per task (the objective at ``theta_i = 0``)."""
+        return 0.5 * np.einsum("nm,nm->n", self.y, self.y, dtype=np.float64)
+
     @staticmethod
     def restrict(normal: Normal, keep: np.ndarray, mask: np.ndarray) -> Normal:
         """The normal equations for the sub-support ``sup[keep]``, taken from those of ``sup`` (no new gather)."""
@@ -281,6 +292,18 @@ class GramSystem:
         sol = batched_solve(normal.M, normal.rhs, ridge)
         w, vals = _split(normal, sol)
         return w, vals, self._state(w, normal.sup, vals, normal.data)
+
+    def cross(self, normal: Normal) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`RowSystem.cross`: ``[G_i U, G_{i,:S}]`` and ``diag(G_i)``."""
+        n_all, d, _ = self.G.shape
+        H_S = np.swapaxes(normal.data, 1, 2) * normal.mask[:, None, :]
+        H = H_S if normal.offset == 0 else np.concatenate([self.GU, H_S], axis=2)
+        diag = self.G.reshape(n_all, d * d)[self.tasks[:, None], np.arange(d) * (d + 1)]
+        return H, diag.astype(np.float64, copy=False)
+
+    def energy(self) -> np.ndarray:
+        """See :meth:`RowSystem.energy`."""
+        return 0.5 * np.asarray(self.yy, dtype=np.float64)
 
     @staticmethod
     def restrict(normal: Normal, keep: np.ndarray, mask: np.ndarray) -> Normal:
