@@ -21,7 +21,7 @@ from ._common import HelpFormatter, cli_errors
 __all__ = ["REPRODUCE_TARGETS", "register"]
 
 #: Reproduce targets, in the order ``--help`` lists them (module ``lorsa.commands.reproduce_<name>`` each).
-REPRODUCE_TARGETS: tuple[str, ...] = ("synthetic", "generalization", "privacy", "movielens", "nn")
+REPRODUCE_TARGETS: tuple[str, ...] = ("synthetic", "generalization", "privacy", "movielens", "nn", "phase")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
