@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 __all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "topk_abs", "cholesky", "cholesky_solve",
-           "solve_eigh", "solve_psd", "mask_slots", "same_support"]
+           "eigh_lower", "solve_eigh", "solve_psd", "mask_slots", "same_support"]
 
 # Re-association and fused multiply-add for vectorised reductions; NaN/inf keep their IEEE meaning.
 _OPTIONS = {"nogil": True, "fastmath": {"reassoc", "contract", "arcp", "nsz"}}
@@ -138,16 +138,23 @@ def cholesky_solve(L, inv, rhs, p, x):  # pragma: no cover - compiled
 
 
 @JIT
-def solve_eigh(M, rhs, p, ridge, x):  # pragma: no cover - compiled
-    """Minimum-norm solution through the eigendecomposition, eigenvalues below ``1e-13`` of the largest dropped
-    (the fallback of :func:`lorsa.kernels.batched_solve`)."""
+def eigh_lower(M, p, ridge):  # pragma: no cover - compiled
+    """Eigendecomposition of ``M[:p, :p] + ridge I`` (lower triangle read) and the cut-off ``1e-13`` of the
+    largest eigenvalue below which :func:`lorsa.kernels.batched_solve` drops eigenvalues."""
     A = np.empty((p, p))
     for i in range(p):
         for j in range(p):
             A[i, j] = M[max(i, j), min(i, j)]
         A[i, i] += ridge
     vals, vecs = np.linalg.eigh(A)
-    cutoff = 1e-13 * max(vals[p - 1], 1e-300)
+    return vals, vecs, 1e-13 * max(vals[p - 1], 1e-300)
+
+
+@JIT
+def solve_eigh(M, rhs, p, ridge, x):  # pragma: no cover - compiled
+    """Minimum-norm solution through the eigendecomposition, eigenvalues below ``1e-13`` of the largest dropped
+    (the fallback of :func:`lorsa.kernels.batched_solve`)."""
+    vals, vecs, cutoff = eigh_lower(M, p, ridge)
     for j in range(p):
         x[j] = 0.0
     for q in range(p):

@@ -27,6 +27,7 @@ from .compiled_linalg import (
     cholesky_solve,
     combine_columns,
     dot,
+    eigh_lower,
     mask_slots,
     ridge_penalty,
     same_support,
@@ -35,7 +36,7 @@ from .compiled_linalg import (
 )
 
 __all__ = ["JIT", "dot", "combine_columns", "add_outer", "ridge_penalty", "workspace", "pursuit_task", "restart_task",
-           "task_objective"]
+           "task_objective", "is_stuck"]
 
 
 @JIT
@@ -105,8 +106,8 @@ def _row_gradient(Xi, res, mi, g):  # pragma: no cover - compiled
 @JIT
 def _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, idx, act, Mk, rk, cols):
     # pragma: no cover - compiled
-    """Lower triangle of the normal equations on ``[X_i U, X_{i,S}]`` for the support ``idx`` (masked by ``act``)
-    in ``Mk, rk``; for row data the support's columns are left in ``cols[:k, :mi]``."""
+    """Lower triangle of the normal equations on ``[X_i U, X_{i,S}]`` for the support ``idx`` (any number of
+    slots, masked by ``act``) in ``Mk, rk``; for row data the support's columns are left in ``cols``."""
     r = UGU.shape[0]
     k = idx.shape[0]
     for a in range(r):
@@ -151,13 +152,7 @@ def psd_inverse(M, p, ridge, L, inv, out, e, x):  # pragma: no cover - compiled
             for i in range(p):
                 out[i, c] = x[i]
         return
-    A = np.empty((p, p))
-    for i in range(p):
-        for j in range(p):
-            A[i, j] = M[max(i, j), min(i, j)]
-        A[i, i] += ridge
-    vals, vecs = np.linalg.eigh(A)
-    cutoff = 1e-13 * max(vals[p - 1], 1e-300)
+    vals, vecs, cutoff = eigh_lower(M, p, ridge)
     for i in range(p):
         for j in range(p):
             s = 0.0
@@ -340,34 +335,9 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
                     taken = True
             union[k + q] = extra[q]
             umask[k + q] = act[q] and not taken
-        # lower triangle of the normal equations on [X_i U, X_{i,T}]
-        for a in range(r):
-            ru[a] = cU[a]
-            for b in range(r):
-                Mu[a, b] = UGU[a, b]
-        if rows:
-            for s in range(2 * k):
-                js = union[s]
-                for j in range(mi):
-                    cols[s, j] = Xi[j, js]
-            for s in range(2 * k):
-                cs = cols[s, :mi]
-                ru[r + s] = dot(cs, yi[:mi])
-                for a in range(r):
-                    Mu[r + s, a] = dot(cs, XUt[a, :mi])
-                for u in range(s + 1):
-                    Mu[r + s, r + u] = dot(cs, cols[u, :mi])
-        else:
-            for s in range(2 * k):
-                js = union[s]
-                ru[r + s] = ci[js]
-                for a in range(r):
-                    Mu[r + s, a] = GUt[a, js]
-                row = Gi[js]
-                for u in range(s + 1):
-                    Mu[r + s, r + u] = row[union[u]]
+        # lower triangle of the normal equations on [X_i U, X_{i,T}], masked slots decoupled
+        _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, union, umask, Mu, ru, cols)
         # solve on T, keep the k largest, solve on them
-        mask_slots(Mu, ru, r, pu, umask)
         factored = solve_psd(Mu, ru, pu, ridge, L, inv, sol)
         for s in range(2 * k):
             uval[s] = sol[r + s] if umask[s] else 0.0
@@ -415,6 +385,16 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
                     _gram_state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
         if not moved:
             break
+
+
+@JIT
+def is_stuck(loss, median, restart_factor, yy, act):  # pragma: no cover - compiled
+    """Whether a task is restarted (:func:`lorsa.solvers.task_step._restart_stuck`): it may have non-zeros and its
+    objective is above ``restart_factor`` times the block's median and above round-off of ``||y_i||^2 / 2``."""
+    any_act = False
+    for q in range(act.shape[0]):
+        any_act = any_act or act[q]
+    return any_act and loss > restart_factor * median and loss > 1e-13 * 0.5 * yy
 
 
 @JIT

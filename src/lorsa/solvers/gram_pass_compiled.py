@@ -37,6 +37,7 @@ from .compiled_pursuit import (
     add_outer,
     combine_columns,
     dot,
+    is_stuck,
     pursuit_task,
     restart_task,
     task_objective,
@@ -158,10 +159,7 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_
     idx1 = np.empty(k, dtype=np.int64)
     val1 = np.empty(k)
     for i in range(n):
-        any_act = False
-        for q in range(k):
-            any_act = any_act or active[i, q]
-        if not (any_act and loss[i] > restart_factor * median and loss[i] > 1e-13 * 0.5 * yy[i]):
+        if not is_stuck(loss[i], median, restart_factor, yy[i], active[i]):
             continue
         Gi = G[i]
         ci = c[i]

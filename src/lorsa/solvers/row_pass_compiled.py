@@ -29,6 +29,7 @@ from .compiled_pursuit import (
     add_outer,
     combine_columns,
     dot,
+    is_stuck,
     pursuit_task,
     restart_task,
     task_objective,
@@ -76,10 +77,7 @@ def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, swap_rtol,
     idx1 = np.empty(k, dtype=np.int64)
     val1 = np.empty(k)
     for i in range(n):
-        any_act = False
-        for q in range(k):
-            any_act = any_act or active[i, q]
-        if not (any_act and loss[i] > restart_factor * median and loss[i] > 1e-13 * 0.5 * yy[i]):
+        if not is_stuck(loss[i], median, restart_factor, yy[i], active[i]):
             continue
         Xi = X[i]
         yi = y[i]
