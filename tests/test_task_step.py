@@ -151,3 +151,23 @@ def test_restart_and_exchange_free_a_task_from_a_wrong_support():
 
     assert error(plain)[0] > 1e-2  # one step of plain subspace pursuit does not leave the wrong support
     assert np.all(error(default) <= 1e-10)  # noiseless, true U: exact
+
+
+def test_private_fits_do_not_restart_tasks(monkeypatch):
+    """The restart compares a user's objective with the other users' (a block median): a private fit must not use
+    it (one user's data would move another user's contribution to the released statistics)."""
+    import lorsa.solvers.task_step as ts
+    from lorsa import PrivateLRSRegressor, make_lrs_regression
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("restart in a private fit")
+
+    P = make_lrs_regression(n_tasks=40, n_samples=12, n_features=8, rank=1, sparsity=1, row_sparsity=None,
+                            noise=0.1, random_state=0)
+    monkeypatch.setattr(ts, "_restart_stuck", refuse)
+    PrivateLRSRegressor(rank=1, sparsity=1, epsilon=1.0, max_iter=2, random_state=0, reproducible=True).fit(
+        P.X, P.y, P.tasks)
+    with pytest.raises(AssertionError, match="restart in a private fit"):
+        from lorsa import LRSRegressor
+
+        LRSRegressor(rank=1, sparsity=1, engine="numpy", max_iter=2).fit(P.X, P.y, tasks=P.tasks)

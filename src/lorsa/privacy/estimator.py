@@ -24,6 +24,7 @@ from ..data import RaggedTasks, encode_tasks
 from ..io import read_model_file, write_model_file
 from ..model import LRSRegressor
 from ..solvers.amht import AMHTConfig, fit_amht
+from ..solvers.task_step import TaskStepConfig
 from ._checks import check_choice, check_real
 from .accounting import ACCOUNTANTS, _check_delta, check_epsilon
 from .mechanism import (
@@ -235,9 +236,13 @@ class PrivateLRSRegressor(LRSRegressor):
         if moments:
             U0 = private_moments_basis(data, r, bounds, z0, seed)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
+        # no restarts of stuck tasks: their test compares a user's objective with the other users' (a block median),
+        # so one user's data would move another user's (w_i, b_i) and its clipped contribution to the statistics,
+        # which the per-user sensitivity bound does not allow; the exchange step is per user and stays
+        step = TaskStepConfig(**{**config.task_step.__dict__, "restart_factor": 0.0})
         config = AMHTConfig(**{**config.__dict__, "u_solver": "exact", "tol": 0.0, "early_stopping": False,
                                "block_statistics": ClippedStatistics(bounds),
-                               "release": release})
+                               "release": release, "task_step": step})
         backend = self._backend()
         try:
             result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,
