@@ -18,11 +18,13 @@ the same audit on the mechanism with the noise scaled down 20x finds ε_lb above
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import scipy.stats
 
+from lorsa import PrivateLRSRegressor
 from lorsa.data import RaggedTasks
 from lorsa.privacy import ClippedStatistics, ClippingBounds, private_release, symmetric_noise
 
@@ -76,20 +78,23 @@ def _cp_upper(k: int, n: int, beta: float) -> float:
     return 1.0 if k >= n else float(scipy.stats.beta.ppf(1 - beta, k + 1, n - k))
 
 
-def _epsilon_bound(s0: np.ndarray, s1: np.ndarray, threshold: float, beta: float) -> float:
+def _epsilon_bound(s0: np.ndarray, s1: np.ndarray, threshold: float, beta: float, delta: float = DELTA) -> float:
     """Lower bound on ε from the test "world 1 iff T > threshold", with Clopper-Pearson bounds on its errors."""
     fp, fn = int(np.sum(s0 > threshold)), int(np.sum(s1 <= threshold))
     fpr, fnr = _cp_upper(fp, s0.size, beta / 2), _cp_upper(fn, s1.size, beta / 2)
     best = 0.0
     for a, b in ((fpr, fnr), (fnr, fpr)):
-        if a > 0 and 1 - DELTA - b > 0:
-            best = max(best, math.log((1 - DELTA - b) / a))
+        if a > 0 and 1 - delta - b > 0:
+            best = max(best, math.log((1 - delta - b) / a))
     return best
 
 
-def audit(noise_scale: float = 1.0, seed: int = 0) -> tuple[float, float]:
-    """Run the audit; returns ``(ε_lb, claimed ε)``."""
+def audit(noise_scale: float = 1.0, seed: int = 0, normalised: bool = False) -> tuple[float, float]:
+    """Run the audit; returns ``(ε_lb, claimed ε)``. ``normalised``: the default mechanism (row averages clipped
+    to C_A, C_V, set at half the canary's normalised norms so that the canary reaches both)."""
     bounds = ClippingBounds(A1=1.0, A2=1.0, A3=1.0, A_w=1.0, m=3.0)
+    if normalised:
+        bounds = ClippingBounds(A1=1.0, A2=1.0, A3=1.0, A_w=1.0, m=1.0, C_A=0.5, C_V=1.0, C_M=1.0)
     release, report, _ = private_release(bounds, EPSILON, DELTA, L, seed=(seed,))
     (S1, S0) = _worlds(bounds)
     delta_A, delta_V = bounds.sensitivities()
@@ -107,12 +112,85 @@ def audit(noise_scale: float = 1.0, seed: int = 0) -> tuple[float, float]:
     return _epsilon_bound(s0[half:], s1[half:], best, BETA), report.epsilon
 
 
-def test_audit_lower_bound_stays_below_the_claimed_epsilon() -> None:
-    eps_lb, eps_claimed = audit()
+@pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "row_sums"])
+def test_audit_lower_bound_stays_below_the_claimed_epsilon(normalised: bool) -> None:
+    eps_lb, eps_claimed = audit(normalised=normalised)
     assert eps_claimed <= EPSILON
     assert 0.4 < eps_lb <= eps_claimed, (eps_lb, eps_claimed)  # > 0.4: the audit is not vacuous either
 
 
-def test_audit_detects_a_mechanism_with_half_the_noise() -> None:
-    eps_lb, eps_claimed = audit(noise_scale=0.5)
+@pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "row_sums"])
+def test_audit_detects_a_mechanism_with_half_the_noise(normalised: bool) -> None:
+    eps_lb, eps_claimed = audit(noise_scale=0.5, normalised=normalised)
+    assert eps_lb > eps_claimed, (eps_lb, eps_claimed)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# black box: only the final U of the whole fit (default mechanism, private moments start, L iterations)
+# ------------------------------------------------------------------------------------------------------------------
+BB_RUNS = 600  # fits per world; half choose the threshold, half evaluate it
+BB_EPSILON, BB_DELTA = 1.0, 1e-5
+
+
+def _black_box_data() -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Three ordinary users whose tasks lie along e2 and a canary (user 0) along e1 with large rows and targets
+    (clipped to every bound): ``(X, y, tasks)`` with and without the canary, d = 2."""
+    rng = np.random.default_rng(3)
+    n = 4
+    X = rng.standard_normal((4 * n, 2))
+    tasks = np.repeat(np.arange(4), n)
+    y = 0.8 * X[:, 1] + 0.1 * rng.standard_normal(4 * n)
+    X[:n] = [[30.0, 0.0], [-30.0, 0.0], [30.0, 0.0], [-30.0, 0.0]]
+    y[:n] = 30.0 * np.sign(X[:n, 0])
+    keep = tasks != 0
+    return (X, y, tasks), (X[keep], y[keep], tasks[keep])
+
+
+def _final_alignment(world: tuple[np.ndarray, ...], runs: int, seed: int) -> np.ndarray:
+    """``|U[0, 0]|`` (alignment of the released U with the canary's direction) over ``runs`` fits."""
+    X, y, tasks = world
+    out = np.empty(runs)
+    for i in range(runs):
+        est = PrivateLRSRegressor(rank=1, epsilon=BB_EPSILON, delta=BB_DELTA, max_iter=2, n_jobs=1,
+                                  random_state=seed * 1_000_003 + i, reproducible=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[i] = abs(est.fit(X, y, tasks).U_[0, 0])
+    return out
+
+
+def black_box_audit(runs: int = BB_RUNS) -> tuple[float, float]:
+    """ε lower bound from the final U only (threshold on ``|U[0, 0]|`` chosen on one half of the runs, error rates
+    bounded with Clopper-Pearson on the other), and the ε the fit claims."""
+    with_canary, without = _black_box_data()
+    s1, s0 = _final_alignment(with_canary, runs, 1), _final_alignment(without, runs, 2)
+    half = runs // 2
+    candidates = np.unique(np.concatenate([s0[:half], s1[:half]]))
+    best = max(candidates, key=lambda c: _epsilon_bound(s0[:half], s1[:half], c, BETA, BB_DELTA))
+    claimed = PrivateLRSRegressor(rank=1, epsilon=BB_EPSILON, delta=BB_DELTA, max_iter=2).fit(
+        *without).privacy_report_.epsilon
+    return _epsilon_bound(s0[half:], s1[half:], best, BETA, BB_DELTA), claimed
+
+
+def test_black_box_audit_of_the_final_u_stays_below_the_claimed_epsilon() -> None:
+    eps_lb, eps_claimed = black_box_audit()
+    assert eps_claimed <= BB_EPSILON
+    assert eps_lb <= eps_claimed, (eps_lb, eps_claimed)
+
+
+def test_black_box_audit_detects_a_fit_with_too_little_noise(monkeypatch) -> None:
+    """Power check: the same audit, with every noise std (the iterations' and the start's) divided by 200 (with
+    three users the final U is mostly noise, so only a grossly under-noised fit is visible from U alone; the
+    white-box audit above detects half the noise)."""
+    from lorsa.privacy import GaussianRelease, mechanism
+
+    real = mechanism.private_release
+
+    def weak(*args, **kwargs):
+        release, report, z0 = real(*args, **kwargs)
+        return (GaussianRelease(release.std_A / 200, release.std_V / 200, release.seed), report,
+                None if z0 is None else z0 / 200)
+
+    monkeypatch.setattr("lorsa.privacy.estimator.private_release", weak)
+    eps_lb, eps_claimed = black_box_audit(runs=200)
     assert eps_lb > eps_claimed, (eps_lb, eps_claimed)

@@ -15,7 +15,8 @@ from lorsa import LRSRegressor, PrivateLRSRegressor, make_lrs_regression
 from lorsa.privacy import ClippedStatistics, ClippingBounds, PrivacyReport, epsilon_for_noise
 
 INF = math.inf
-NO_CLIPPING = {"clip_x": INF, "clip_y": INF, "clip_xb": INF, "clip_w": INF, "max_rows": None}
+NO_CLIPPING = {"clip_x": INF, "clip_y": INF, "clip_xb": INF, "clip_w": INF, "clip_A": INF, "clip_V": INF,
+               "clip_M": INF}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_no_noise_and_no_clipping_gives_the_non_private_model(noisy_problem) -> 
                        random_state=5)
     ref.fit(P.X, P.y, P.tasks)
     with pytest.warns(UserWarning, match="NOT differentially private"):
-        est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=INF, max_iter=6, random_state=5, **NO_CLIPPING)
+        est = PrivateLRSRegressor(rank=2, sparsity=1, epsilon=INF, max_iter=6, random_state=5, init="random",
+                                  **NO_CLIPPING)
         est.fit(P.X, P.y, P.tasks)
     assert ref.n_iter_ == est.n_iter_ == 6
     np.testing.assert_allclose(est.U_, ref.U_, atol=1e-8)
@@ -60,11 +62,12 @@ def test_private_fit_runs_all_iterations_reports_and_hides_the_loss(noisy_proble
     rep = est.privacy_report_
     assert isinstance(rep, PrivacyReport)
     assert rep.epsilon <= 2.0 and rep.epsilon == pytest.approx(2.0, rel=1e-3)
-    assert rep.epsilon <= rep.epsilon_zcdp and rep.delta == 1e-5 and rep.n_iter == 4 and rep.n_releases == 8
-    assert rep.init == "random" and rep.m == 100
+    assert rep.epsilon <= rep.epsilon_zcdp and rep.delta == 1e-5 and rep.n_iter == 4 and rep.n_releases == 9
+    assert rep.init == "private_moments" and rep.normalised and rep.m == 1 and rep.budget_share_A == 0.5
     d = 8
     assert rep.A1 == pytest.approx(math.sqrt(d) + 2) and rep.A2 == rep.A3 == 3.0 and rep.A_w == 2.0
-    assert rep.sensitivity_A == pytest.approx(100 * rep.A1**2 * rep.A_w**2)
+    # default per-user contribution bounds (target_scale = feature_scale = 1): half the typical sizes
+    assert rep.sensitivity_A == pytest.approx(0.5 * math.sqrt(d)) and rep.sensitivity_V == pytest.approx(0.5)
     assert rep.noise_std_A == pytest.approx(rep.sensitivity_A * rep.sigma_dp * 2.0)
     assert "W_ and B_" in rep.guarantee and "seed" in rep.guarantee and "training loss" in rep.guarantee
     assert est.U_.shape == (d, 2) and np.allclose(est.U_.T @ est.U_, np.eye(2), atol=1e-10)
@@ -147,7 +150,9 @@ BAD = [
     ({"delta": 1.0}, ValueError, ["delta", "(0, 1)", "1.0"]),
     ({"accountant": "gdp"}, ValueError, ["accountant", "'pld'", "'gdp'"]),
     ({"max_rows": 0}, ValueError, ["max_rows", "[1, inf]", "0"]),
-    ({"max_rows": None}, ValueError, ["max_rows", "finite", "None"]),
+    ({"clip_A": INF}, ValueError, ["clip_A", "finite", "inf"]),
+    ({"max_rows": 5, "clip_V": 1.0}, ValueError, ["clip_V", "max_rows=None", "5"]),
+    ({"budget_share_A": 1.0}, ValueError, ["budget_share_A", "(0, 1)", "1.0"]),
     ({"clip_x": INF}, ValueError, ["clip_x", "finite", "inf"]),
     ({"clip_w": -2.0}, ValueError, ["clip_w", "(0, inf]", "-2.0"]),
     ({"feature_scale": 0.0}, ValueError, ["feature_scale", "(0, inf)", "0.0"]),

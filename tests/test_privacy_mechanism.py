@@ -56,6 +56,8 @@ def _reference(bounds: ClippingBounds, X, y, task_index, n_tasks, W, idx, val) -
         w = W[i] * min(1.0, bounds.A_w / max(np.linalg.norm(W[i]), 1e-300))
         A_i = np.kron(np.outer(w, w), x.T @ x)
         V_i = np.outer(x.T @ (yc - c), w)
+        if bounds.normalised:  # row averages: weight 1/n_i
+            A_i, V_i = A_i / rows.sum(), V_i / rows.sum()
         s = min(1.0, delta_A / max(np.linalg.norm(A_i), 1e-300), delta_V / max(np.linalg.norm(V_i), 1e-300))
         A += s * A_i
         V += s * V_i
@@ -84,11 +86,13 @@ bound_values = st.floats(0.05, 20.0)
 @settings(deadline=None, max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), n_tasks=st.integers(1, 7), d=st.integers(2, 5), r=st.integers(1, 2),
        k=st.integers(0, 2), max_rows=st.integers(1, 6), A=st.tuples(*[bound_values] * 4),
-       scale=st.floats(0.01, 50.0))
+       scale=st.floats(0.01, 50.0), C=st.one_of(st.none(), st.tuples(*[bound_values] * 2)))
 def test_removing_one_user_changes_the_statistics_by_at_most_the_sensitivities(seed, n_tasks, d, r, k, max_rows,
-                                                                               A, scale) -> None:
+                                                                               A, scale, C) -> None:
+    """Row sums over up to m rows (C is None) and normalised row averages clipped to (C_A, C_V)."""
     rng = np.random.default_rng(seed)
-    bounds = ClippingBounds(A1=A[0], A2=A[1], A3=A[2], A_w=A[3], m=float(max_rows))
+    extra = {} if C is None else {"C_A": C[0], "C_V": C[1], "C_M": 1.0}
+    bounds = ClippingBounds(A1=A[0], A2=A[1], A3=A[2], A_w=A[3], m=1.0 if C else float(max_rows), **extra)
     X, y, task_index, W, idx, val = _random_problem(rng, n_tasks, d, r, min(k, d), max_rows, scale)
     removed = int(rng.integers(n_tasks))
     keep = task_index != removed  # the removed user keeps its slot in W but has no rows: it is in no block
@@ -101,6 +105,13 @@ def test_removing_one_user_changes_the_statistics_by_at_most_the_sensitivities(s
     A_ref, V_ref = _reference(bounds, X, y, task_index, n_tasks, W, idx, val)
     np.testing.assert_allclose(A_full, A_ref, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(A_ref).max()))
     np.testing.assert_allclose(V_full, V_ref, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(V_ref).max()))
+
+
+def test_normalised_sensitivities_are_the_contribution_bounds_or_the_row_bounds() -> None:
+    b = ClippingBounds(A1=2.0, A2=3.0, A3=1.0, A_w=1.5, m=1.0, C_A=1.0, C_V=100.0, C_M=2.0)
+    assert b.normalised and b.sensitivities() == (1.0, 2.0 * 4.0 * 1.5) and b.moments_sensitivity() == 2.0
+    with pytest.raises(ValueError, match="together"):
+        ClippingBounds(A1=2.0, A2=3.0, A3=1.0, A_w=1.5, m=1.0, C_A=1.0)
 
 
 def test_a_worst_case_user_reaches_the_sensitivities_and_a_large_one_is_clipped_to_them() -> None:

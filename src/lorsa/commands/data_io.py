@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="stopping tolerance on the subspace change and the relative objective change "
                           "(default: 1e-8 with float64, 1e-5 with float32)")
     fit.add_argument("--init", choices=("random", "moments"), default=None,
-                     help="initial U: method of moments (SPEC §4; the default, as in LRSRegressor) or random "
-                          "orthonormal (the default with --epsilon, where a moments start costs privacy budget)")
+                     help="initial U: method of moments (SPEC §4; the default, as in LRSRegressor; with --epsilon "
+                          "a private release accounted in epsilon) or random orthonormal")
     fit.add_argument("--u-solver", choices=("auto", "exact", "cg"), default="auto",
                      help="U step: exact normal equations, conjugate gradients, or picked by cost")
     fit.add_argument("--dtype", choices=("float64", "float32"), default="float64",
@@ -117,14 +117,16 @@ def _privacy_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--delta", type=_positive_float, default=None,
                        help="privacy parameter delta, in (0, 0.01] (default 1e-6; only with --epsilon)")
     group.add_argument("--max-rows", type=positive_int, default=None, metavar="M",
-                       help="rows a task contributes at full weight (larger tasks are down-weighted; default 100; "
-                            "only with --epsilon)")
+                       help="sum each task's statistics over up to M rows (larger tasks are down-weighted) "
+                            "instead of the default per-task averages clipped to typical sizes (only with "
+                            "--epsilon)")
     group.add_argument("--feature-scale", type=_positive_float, default=None, metavar="S",
                        help="assumed standard deviation S of each feature (default 1; only with --epsilon); sets "
-                            "the clipping bounds A1 = S (sqrt(d) + 2) and A_w = 2 T / S")
+                            "the clipping bounds A1 = S (sqrt(d) + 2), A_w = 2 T / S and the per-task contribution "
+                            "bounds")
     group.add_argument("--target-scale", type=_positive_float, default=None, metavar="T",
                        help="assumed standard deviation T of the target (default 1; only with --epsilon); sets the "
-                            "clipping bounds A2 = A3 = 3 T")
+                            "clipping bounds A2 = A3 = 3 T and the per-task contribution bounds")
     group.add_argument("--include-users", action="store_true",
                        help="also write every task's label, w_i and b_i into the model file (only with --epsilon): "
                             "they are OUTSIDE the guarantee; by default a private model file holds U and the "
@@ -351,10 +353,10 @@ def _private_estimator(args: argparse.Namespace) -> Any:
     check_epsilon(args.epsilon, name="--epsilon")
     delta = 1e-6 if args.delta is None else _check_delta(args.delta, name="--delta")
     return PrivateLRSRegressor(rank=args.rank, sparsity=args.sparsity, epsilon=args.epsilon, delta=delta,
-                               max_rows=100 if args.max_rows is None else args.max_rows,
-                               feature_scale=args.feature_scale or 1.0, target_scale=args.target_scale or 1.0,
-                               ridge=args.ridge, max_iter=args.max_iter or 6, init=args.init or "random",
-                               dtype=args.dtype, random_state=None)
+                               max_rows=args.max_rows, feature_scale=args.feature_scale or 1.0,
+                               target_scale=args.target_scale or 1.0, ridge=args.ridge,
+                               max_iter=args.max_iter or 6, init=args.init or "moments", dtype=args.dtype,
+                               random_state=None)
 
 
 # ---------------------------------------------------------------------- predict / adapt

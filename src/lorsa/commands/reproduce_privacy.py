@@ -61,8 +61,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="k on MovieLens, one curve each")
     parser.add_argument("--movielens-ridge", type=nonnegative_float, default=10.0, metavar="LAMBDA",
                         help="per-task ridge penalty on MovieLens")
-    parser.add_argument("--movielens-max-rows", type=positive_int, default=100, metavar="M",
-                        help="per-task row budget m on MovieLens (larger tasks are down-weighted)")
+    parser.add_argument("--movielens-max-rows", type=positive_int, default=None, metavar="M",
+                        help="per-task row budget m on MovieLens (sums over up to M rows; default: normalised "
+                             "per-task contributions, the library's default)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw privacy.png (no matplotlib needed)")
     add_quiet(parser)
 

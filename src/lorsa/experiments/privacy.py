@@ -7,15 +7,16 @@ frozen, each task fitting only its ``w_i, b_i``: what the private fit degrades t
 
 - Synthetic (:func:`lorsa.make_lrs_regression`): several numbers of users ``t`` at fixed ``d, r, k, m``; test rows
   are fresh rows of the same users. Theorem 3's privacy term shrinks like ``d³/(εt)²``, so at a fixed ε the RMSE
-  should approach the non-private one as ``t`` grows. The bounds follow from the (public) generative model:
-  ``feature_scale = 1`` (``x ~ N(0, I)``) and ``target_scale = √(r + k + σ²)`` (the standard deviation of ``y``);
-  ``max_rows = m``.
+  should approach the non-private one as ``t`` grows. The private fits use the library's defaults, given only
+  what the (public) generative model says: ``feature_scale = 1`` (``x ~ N(0, I)``) and
+  ``target_scale = √(r + k + σ²)`` (the standard deviation of ``y``); ``d`` is the data's width.
 - MovieLens (:func:`lorsa.datasets.movielens_tasks.movielens_tasks`): a task (the unit of privacy) is a demographic
   cluster (or a single user, ``grouping="user"``), validation RMSE on its held-out movies. The movie vectors are
   treated as public side information (they are computed by a non-private factorisation of the training ratings:
   this experiment measures the cost of the private U step, the end-to-end pipeline is NOT differentially private);
-  so ``A₁`` is the largest norm of a movie vector, ``A₂ = A₃ = 5`` (ratings lie in [1, 5]) and
-  ``A_w = 2·A₂/A₁``.
+  so ``A₁`` is the largest norm of a movie vector, ``A₂ = A₃ = 5`` (ratings lie in [1, 5]), ``A_w = 2·A₂/A₁``,
+  ``feature_scale`` the root mean square coordinate of the movie vectors and ``target_scale = 3`` (the middle of
+  the rating scale; ratings are not centred).
 
 Results go to ``runs.csv`` (one row per fit, with the ε actually spent), ``summary.json`` (configuration, mean, sd,
 min and max over seeds, an example privacy report), ``table.md`` and ``privacy.png``.
@@ -67,7 +68,8 @@ class PrivacyConfig:
     movielens_grouping : {"demographic", "user"}
         What a task (the unit of privacy) is.
     movielens_rank, movielens_ridge, movielens_max_rows
-        ``r``, per-task ridge and row budget ``m`` of the MovieLens fits.
+        ``r``, per-task ridge and row budget ``m`` of the MovieLens fits (``None``: normalised per-user
+        contributions, the library's default).
     movielens_sparsities : tuple of int
         ``k`` of the MovieLens fits, one curve each (``k = 0``: every task relies on the shared ``U`` alone;
         ``k = 5``: the paper's AMHT-LRS point, whose sparse part makes up for much of a poor ``U``).
@@ -89,7 +91,7 @@ class PrivacyConfig:
     movielens_rank: int = 1
     movielens_sparsities: tuple[int, ...] = (0, 5)
     movielens_ridge: float = 10.0
-    movielens_max_rows: int = 100
+    movielens_max_rows: int | None = None
 
     def validate(self) -> PrivacyConfig:
         """Check every field (messages name the field, the allowed range and the value)."""
@@ -105,7 +107,7 @@ class PrivacyConfig:
         for k in self.movielens_sparsities:
             v.check_int("movielens_sparsities[...]", k, 0)
         v.check_float("movielens_ridge", self.movielens_ridge, 0.0)
-        v.check_int("movielens_max_rows", self.movielens_max_rows, 1)
+        v.check_int("movielens_max_rows", self.movielens_max_rows, 1, allow_none=True)
         v.check_choice("movielens_grouping", self.movielens_grouping, ("demographic", "user"))
         if not self.epsilons or not self.seeds:
             raise ValueError("epsilons and seeds must not be empty")
@@ -204,8 +206,7 @@ def _synthetic(c: PrivacyConfig, t: int, seed: int) -> _Problem:
                             sparsity=c.sparsity, row_sparsity=None, noise=c.noise, random_state=seed)
     X_test, y_test, tasks_test = P.sample(c.n_test, random_state=np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     signal = np.einsum("nd,nd->n", X_test, P.theta.T[tasks_test])
-    bounds = {"feature_scale": 1.0, "target_scale": math.sqrt(c.rank + c.sparsity + c.noise**2),
-              "max_rows": c.n_samples}
+    bounds = {"feature_scale": 1.0, "target_scale": math.sqrt(c.rank + c.sparsity + c.noise**2)}
     return _Problem("synthetic", t, P.X, P.y, P.tasks, X_test, y_test, tasks_test, signal, P.U, c.rank,
                     c.sparsity, 0.0, bounds)
 
@@ -215,8 +216,10 @@ def _movielens(c: PrivacyConfig, seed: int) -> list[_Problem]:
     from ..datasets.movielens_tasks import movielens_tasks
 
     T = movielens_tasks(load_movielens(c.movielens), grouping=c.movielens_grouping, seed=seed)
-    A1 = float(np.linalg.norm(T.factors.movie_vectors, axis=1).max())  # public side information (see module doc)
-    bounds = {"clip_x": A1, "clip_y": 5.0, "clip_xb": 5.0, "clip_w": 2 * 5.0 / A1, "max_rows": c.movielens_max_rows}
+    vectors = T.factors.movie_vectors  # public side information (see module doc)
+    A1 = float(np.linalg.norm(vectors, axis=1).max())
+    bounds = {"clip_x": A1, "clip_y": 5.0, "clip_xb": 5.0, "clip_w": 2 * 5.0 / A1, "max_rows": c.movielens_max_rows,
+              "feature_scale": float(np.sqrt(np.mean(vectors**2))), "target_scale": 3.0}
     return [_Problem(f"movielens-{c.movielens_grouping} k={k}", T.n_tasks, T.X_train, T.y_train, T.tasks_train,
                      T.X_val, T.y_val, T.tasks_val, None, None, c.movielens_rank, int(k), c.movielens_ridge, bounds)
             for k in c.movielens_sparsities]

@@ -48,6 +48,7 @@ __all__ = [
     "init_noise_multiplier_for_share",
     "noise_std",
     "release_noise_multiplier",
+    "split_noise_multipliers",
     "zcdp_epsilon",
     "zcdp_rho",
 ]
@@ -135,6 +136,18 @@ def release_noise_multiplier(sigma_dp: float, n_iter: int) -> float:
     return sigma_dp * math.sqrt(n_iter)
 
 
+def split_noise_multipliers(sigma_dp: float, n_iter: int, share_A: float = 0.5) -> tuple[float, float]:
+    """Noise multipliers ``(z_A, z_V)`` of the ``S_A`` and ``S_V`` releases when ``S_A`` gets the share ``share_A``
+    of the iterations' zCDP budget: ``z_A = σ_DP·√L/√(2·share_A)``, ``z_V = σ_DP·√L/√(2·(1 − share_A))``.
+
+    The ``2L`` releases then spend ``L/(2z_A²) + L/(2z_V²) = 1/σ_DP²`` whatever the share (all Gaussian: the run
+    is one Gaussian mechanism with ``1/z_eff² = Σ 1/z²``); ``share_A = 0.5`` gives ``z_A = z_V = σ_DP·√L``.
+    """
+    z = release_noise_multiplier(sigma_dp, n_iter)
+    share_A = check_real("share_A", share_A, 0.0, 1.0)
+    return z / math.sqrt(2.0 * share_A), z / math.sqrt(2.0 * (1.0 - share_A))
+
+
 def noise_std(sensitivity: float, sigma_dp: float, n_iter: int) -> float:
     """Standard deviation ``Δ·σ_DP·√L`` of each Gaussian noise entry added to a statistic (SPEC §6).
 
@@ -212,12 +225,14 @@ def init_noise_multiplier_for_share(sigma_dp: float, init_share: float) -> float
 # ----------------------------------------------------------------------------------------------------------
 
 
-def build_dp_event(sigma_dp: float, n_iter: int, init_noise_multiplier: float | None = None) -> Any:
+def build_dp_event(sigma_dp: float, n_iter: int, init_noise_multiplier: float | None = None,
+                   share_A: float = 0.5) -> Any:
     """The ``dp_accounting.DpEvent`` of a private AMHT-LRS run (SPEC §6).
 
     ``SelfComposedDpEvent(ComposedDpEvent([GaussianDpEvent(z), GaussianDpEvent(z)]), L)`` with
-    ``z = σ_DP·√L`` (noisy ``S_A`` and ``S_V`` per iteration), preceded by ``GaussianDpEvent(z₀)`` when a
-    private initialisation is released.
+    ``z = σ_DP·√L`` (noisy ``S_A`` and ``S_V`` per iteration; with ``share_A != 0.5`` the two events have the
+    multipliers of :func:`split_noise_multipliers`), preceded by ``GaussianDpEvent(z₀)`` when a private
+    initialisation is released.
 
     Parameters
     ----------
@@ -227,11 +242,13 @@ def build_dp_event(sigma_dp: float, n_iter: int, init_noise_multiplier: float | 
         ``L >= 1``.
     init_noise_multiplier : float, optional
         ``z₀ > 0`` of a private method-of-moments start; ``None`` for a random (data-independent) start.
+    share_A : float
+        Share in (0, 1) of the iterations' zCDP budget given to the ``S_A`` releases.
     """
-    z = release_noise_multiplier(sigma_dp, n_iter)
+    z_A, z_V = split_noise_multipliers(sigma_dp, n_iter, share_A)
     z0 = _check_init(init_noise_multiplier)
     dpa = _import_dp_accounting()
-    per_iteration = dpa.ComposedDpEvent([dpa.GaussianDpEvent(z), dpa.GaussianDpEvent(z)])
+    per_iteration = dpa.ComposedDpEvent([dpa.GaussianDpEvent(z_A), dpa.GaussianDpEvent(z_V)])
     event = dpa.SelfComposedDpEvent(per_iteration, int(n_iter))
     if z0 is not None:
         event = dpa.ComposedDpEvent([dpa.GaussianDpEvent(z0), event])
@@ -268,7 +285,7 @@ def _epsilon_of_event(event: Any, delta: float, accountant: str) -> float:
 
 
 def epsilon_for_noise(sigma_dp: float, n_iter: int, delta: float, accountant: str = "pld",
-                      init_noise_multiplier: float | None = None) -> float:
+                      init_noise_multiplier: float | None = None, share_A: float = 0.5) -> float:
     """ε spent by private AMHT-LRS with noise scale σ_DP, accounted with dp-accounting (SPEC §6).
 
     Parameters
@@ -283,6 +300,8 @@ def epsilon_for_noise(sigma_dp: float, n_iter: int, delta: float, accountant: st
         ``"pld"``: privacy loss distribution accountant (tight); ``"rdp"``: Rényi DP accountant (looser).
     init_noise_multiplier : float, optional
         ``z₀`` of an accounted private initialisation; ``None`` when the start is random.
+    share_A : float
+        Share of the iterations' budget given to ``S_A`` (:func:`split_noise_multipliers`).
 
     Returns
     -------
@@ -292,7 +311,7 @@ def epsilon_for_noise(sigma_dp: float, n_iter: int, delta: float, accountant: st
     """
     accountant = check_choice("accountant", accountant, ACCOUNTANTS)
     delta = _check_delta(delta)
-    event = build_dp_event(sigma_dp, n_iter, init_noise_multiplier)
+    event = build_dp_event(sigma_dp, n_iter, init_noise_multiplier, share_A)
     return _epsilon_of_event(event, delta, accountant)
 
 
@@ -342,7 +361,7 @@ def _effective_noise_multiplier(sigma: float, z0: float | None, init_share: floa
 
 def calibrate_noise(epsilon: float, delta: float, n_iter: int, accountant: str = "pld", *,
                     init_noise_multiplier: float | None = None, init_share: float | None = None,
-                    rtol: float = 1e-6) -> float:
+                    share_A: float = 0.5, rtol: float = 1e-6) -> float:
     """Smallest σ_DP whose accounted ε is at most the target ``epsilon`` (SPEC §6).
 
     Since every release is Gaussian, the run is exactly one Gaussian mechanism with noise multiplier
@@ -371,6 +390,9 @@ def calibrate_noise(epsilon: float, delta: float, n_iter: int, accountant: str =
         ``z₀ = init_noise_multiplier_for_share(σ_DP, init_share)`` moves with σ_DP (compute it from the
         returned σ_DP with :func:`init_noise_multiplier_for_share`). Mutually exclusive with
         ``init_noise_multiplier``.
+    share_A : float
+        Share in (0, 1) of the iterations' budget given to the ``S_A`` releases (:func:`split_noise_multipliers`;
+        the exact bracket does not depend on it).
     rtol : float
         Relative tolerance on σ_DP, in (0, 0.1).
 
@@ -416,7 +438,7 @@ def calibrate_noise(epsilon: float, delta: float, n_iter: int, accountant: str =
     def gap(sigma: float) -> float:
         if sigma not in cache:
             init = z0 if init_share is None else init_noise_multiplier_for_share(sigma, init_share)
-            event = build_dp_event(sigma, n_iter, init)
+            event = build_dp_event(sigma, n_iter, init, share_A)
             cache[sigma] = _epsilon_of_event(event, delta, accountant) - epsilon
         return cache[sigma]
 

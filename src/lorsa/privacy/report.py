@@ -8,6 +8,7 @@ importable from :mod:`lorsa.privacy.accounting` and :mod:`lorsa.privacy`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from lorsa.privacy.accounting import (
     _import_dp_accounting,
     epsilon_for_noise,
     release_noise_multiplier,
+    split_noise_multipliers,
     zcdp_epsilon,
     zcdp_rho,
 )
@@ -29,6 +31,7 @@ __all__ = ["PrivacyReport", "make_privacy_report"]
 _NEIGHBOURING = "add or remove one user's (task's) entire data"
 
 
+@functools.lru_cache(maxsize=1)
 def _dp_accounting_version(dpa: Any) -> str:
     try:
         from importlib.metadata import version
@@ -57,7 +60,8 @@ class PrivacyReport:
     sigma_dp : float
         σ_DP.
     noise_multiplier : float
-        Per-release noise multiplier ``z = σ_DP·√L`` (noise std / sensitivity).
+        ``z = σ_DP·√L``: the noise multiplier (noise std / sensitivity) of each release with an even budget split;
+        with ``budget_share_A`` ``S_A``'s is ``z/√(2·share)`` and ``S_V``'s ``z/√(2·(1 − share))``.
     n_iter : int
         Iterations ``L``.
     n_releases : int
@@ -82,6 +86,11 @@ class PrivacyReport:
         Exact statement of what is protected.
     dp_accounting_version : str
         Version of dp-accounting that computed ``epsilon``.
+    budget_share_A : float
+        Share of the iterations' zCDP budget spent on the ``S_A`` releases (0.5: equal noise multipliers).
+    normalised : bool
+        Each user's statistics are averages over its rows (weight ``1/n_i``) whose whole contribution is clipped
+        to ``sensitivity_A`` and ``sensitivity_V`` (the default); ``False``: sums over up to ``m`` rows.
     noise_seed : str
         ``"os_entropy"`` (secret: drawn with :mod:`secrets`) or ``"known_seed"`` (a reproducible run whose noise
         anyone who knows ``random_state`` can subtract: NOT private, whatever ``epsilon`` says).
@@ -112,6 +121,8 @@ class PrivacyReport:
     guarantee: str
     dp_accounting_version: str
     noise_seed: str = "os_entropy"
+    budget_share_A: float = 0.5
+    normalised: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of all fields (floats, ints, strings and ``None`` only)."""
@@ -149,11 +160,19 @@ def _guarantee_text(epsilon: float, delta: float, accountant: str, z0: float | N
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _accounted_epsilon(sigma_dp: float, n_iter: int, delta: float, accountant: str, z0: float | None,
+                       share_A: float) -> float:
+    """:func:`epsilon_for_noise` is deterministic and takes up to a second (PLD): remembered per run."""
+    return epsilon_for_noise(sigma_dp, n_iter, delta, accountant, z0, share_A)
+
+
 def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountant: str = "pld",
                         epsilon_target: float | None = None, init_noise_multiplier: float | None = None,
                         A1: float | None = None, A2: float | None = None, A3: float | None = None,
                         A_w: float | None = None, m: int | None = None, sensitivity_A: float | None = None,
-                        sensitivity_V: float | None = None, known_seed: bool = False) -> PrivacyReport:
+                        sensitivity_V: float | None = None, known_seed: bool = False, share_A: float = 0.5,
+                        normalised: bool = False) -> PrivacyReport:
     """Account a private AMHT-LRS run and build its :class:`PrivacyReport` (SPEC §6).
 
     Parameters
@@ -178,6 +197,10 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         ``Δ_A``, ``Δ_V`` when known directly (e.g. each user's whole contribution clipped in Frobenius norm).
     known_seed : bool
         The noise came from a known seed (a reproducible run): the report says it is NOT private.
+    share_A : float
+        Share of the iterations' budget given to ``S_A`` (:func:`lorsa.privacy.split_noise_multipliers`).
+    normalised : bool
+        Whether users' statistics were normalised by their row counts (recorded).
 
     Raises
     ------
@@ -204,7 +227,7 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         sensitivity_V = d_v if sensitivity_V is None else sensitivity_V
 
     dpa = _import_dp_accounting()
-    epsilon = epsilon_for_noise(sigma_dp, n_iter, delta, accountant, z0)
+    epsilon = _accounted_epsilon(sigma_dp, n_iter, delta, accountant, z0, float(share_A))
     if epsilon_target is not None and epsilon > epsilon_target:
         raise ValueError(
             f"sigma_dp={sigma_dp!r} spends epsilon={epsilon:.6g} > epsilon_target={epsilon_target!r} "
@@ -212,6 +235,7 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         )
     rho = zcdp_rho(sigma_dp, z0)
     z = release_noise_multiplier(sigma_dp, n_iter)
+    z_A, z_V = split_noise_multipliers(sigma_dp, n_iter, share_A)
     return PrivacyReport(
         epsilon=epsilon,
         delta=delta,
@@ -230,12 +254,14 @@ def make_privacy_report(sigma_dp: float, n_iter: int, delta: float, *, accountan
         m=m,
         sensitivity_A=sensitivity_A,
         sensitivity_V=sensitivity_V,
-        noise_std_A=None if sensitivity_A is None else sensitivity_A * z,
-        noise_std_V=None if sensitivity_V is None else sensitivity_V * z,
+        noise_std_A=None if sensitivity_A is None else sensitivity_A * z_A,
+        noise_std_V=None if sensitivity_V is None else sensitivity_V * z_V,
         init="random" if z0 is None else "private_moments",
         init_noise_multiplier=z0,
         neighbouring=_NEIGHBOURING,
         guarantee=_guarantee_text(epsilon, delta, accountant, z0, known_seed),
         dp_accounting_version=_dp_accounting_version(dpa),
         noise_seed="known_seed" if known_seed else "os_entropy",
+        budget_share_A=float(share_A),
+        normalised=bool(normalised),
     )
