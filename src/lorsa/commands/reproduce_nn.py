@@ -26,16 +26,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-seeds", type=positive_int, default=None, metavar="S",
                         help="seeds per noise level (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced sizes: 300 tasks, hidden 6+6, 6 epochs, 50 new tasks, one seed")
+                        help="reduced sizes: 300 tasks of 40 rows, hidden 6+6, 50 new tasks, one seed")
     parser.add_argument("--noise", type=nonnegative_float, nargs="+", default=[0.0, 0.05], metavar="SIGMA",
                         help="noise standard deviations (0 = noiseless)")
     parser.add_argument("--tasks", type=positive_int, default=None, metavar="T", help="tasks t (default 1000)")
     parser.add_argument("--samples", type=positive_int, default=None, metavar="M",
-                        help="training rows per task (default 40)")
+                        help="training rows per task (default 30)")
     parser.add_argument("--rank", type=positive_int, default=1, metavar="R", help="r of the teacher and of LRS")
     parser.add_argument("--sparsity", type=nonnegative_int, default=3, metavar="K", help="k of the teacher and LRS")
     parser.add_argument("--epochs", type=nonnegative_int, default=None, metavar="E",
-                        help="alternating epochs of every method (default 8, --quick 6)")
+                        help="alternating epochs of every method (default 6, --quick 6)")
     parser.add_argument("--adapt-samples", type=positive_int, nargs="*", default=[5, 10, 20, 40], metavar="M",
                         help="rows per new task in the adaptation part (none: skip it)")
     parser.add_argument("--from-scratch", action="store_true",
@@ -50,8 +50,8 @@ def config_from_args(args: argparse.Namespace):  # -> NetworkConfig
 
     quick = args.quick
     n_seeds = args.n_seeds or (1 if quick else 2)
-    epochs = args.epochs if args.epochs is not None else (6 if quick else 8)
-    sizes = dict(n_tasks=300, hidden=(6, 6), n_new_tasks=50) if quick else {}
+    epochs = args.epochs if args.epochs is not None else 6
+    sizes = dict(n_tasks=300, n_samples=40, hidden=(6, 6), n_new_tasks=50) if quick else {}
     if args.tasks is not None:
         sizes["n_tasks"] = args.tasks
     if args.samples is not None:

@@ -95,18 +95,18 @@ class NetworkConfig:
     """
 
     n_tasks: int = 1000
-    n_samples: int = 40
+    n_samples: int = 30
     n_test: int = 50
     n_features: int = 6
-    hidden: tuple[int, ...] = (10, 10)
+    hidden: tuple[int, ...] = (8, 8)
     rank: int = 1
     sparsity: int = 3
     w_scale: float = 1.0
     b_scale: float = 1.0
     noise_levels: tuple[float, ...] = (0.0, 0.05)
     seeds: tuple[int, ...] = (0, 1)
-    n_epochs: int = 8
-    pretrain_epochs: int = 8
+    n_epochs: int = 6
+    pretrain_epochs: int = 6
     task_steps: int = 2
     task_batch_size: int = 100
     adapt_epochs: int = 5
