@@ -240,3 +240,18 @@ def test_realizable_lrs_beats_baselines_with_no_more_numbers_per_task():
         errors[type(est).__name__] = est.rmse(Xt, signal, tt)
     best = min(errors.values())
     assert lrs.rmse(Xt, signal, tt) < 0.85 * best, (lrs.rmse(Xt, signal, tt), errors)
+
+
+def test_readme_network_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Neural networks (`lorsa.nn`)\n")
+    block = re.search(r"```python\n(.*?)```", text[start:text.index("\n## ", start + 1)], re.S).group(1)
+    monkeypatch.chdir(tmp_path)                                     # it saves model.safetensors here
+    namespace: dict = {}
+    exec(compile(block, "README lorsa.nn", "exec"), namespace)
+    est = namespace["est"]
+    assert (est.params_per_task_, est.indices_per_task_, est.bytes_per_task_) == (3, 2, 20)
+    assert len(est.tasks_) == 55 and (tmp_path / "model.safetensors").exists()
