@@ -29,7 +29,7 @@ def test_figure2_tiny_writes_results(tmp_path):
     n_methods = len(TINY.lrs_sparsities) + len(TINY.baselines)
     assert len(rows) == 2 * 2 * n_methods  # noise levels x seeds x methods
     assert {r["method"] for r in rows} == {"amht_lrs", "single", "finetune", "representation", "prompt",
-                                           "sparse_finetune"}
+                                           "sparse_finetune", "mixed", "convex"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["seeds"] == [0, 1]
     assert all(s["test_rmse"]["n"] == 2 for s in summary["summary"])

@@ -33,7 +33,8 @@ def test_end_to_end_ml100k_via_cli(tmp_path, capsys):
             "--seed", "0", "--sparsities", "1", "5", "--ranks", "3", "--lrs-ridges", "10", "--max-iter", "15",
             "--quiet"]
     argv += ["--offsets", "single", "--samples-per-nonzero", "25", "--ridges", "100", "1000",
-             "--representation-ranks", "2", "--sft-sparsities", "5"]
+             "--representation-ranks", "2", "--sft-sparsities", "5", "--mixed-cov-scales", "0.1",
+             "--convex-fractions", "0.1"]
     code = main(argv)
     assert code == 0
     printed = capsys.readouterr().out

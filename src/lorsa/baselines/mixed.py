@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _validation as v
-from ..solvers.random_effects import fit_random_effects, task_gram_blocks
+from ..solvers.random_effects import fit_random_effects, posterior_means, task_gram_blocks
 from .base import candidates, check_nonnegative_float
 from .finetune import DenseTaskModel
 
@@ -37,6 +37,11 @@ class MixedEffects(DenseTaskModel):
         ``nu``: shrink the estimated ``Sigma`` toward a multiple of the identity,
         ``Sigma = (t S + nu tau^2 I) / (t + nu)`` (0: maximum likelihood). Useful when ``d`` is large against
         the number of tasks.
+    cov_scale : float or sequence of float, default 1.0
+        Predict with the posterior under ``c Sigma`` instead of ``Sigma`` (1: the maximum-likelihood model). A
+        tempered prior, chosen on held-out rows: where the features were fitted on the training targets (MovieLens
+        movie vectors) the training residuals are too small, the likelihood overstates how much tasks differ, and
+        ``c < 1`` restores the shrinkage (measured on ML-100K: validation RMSE 0.934 at ``c = 1``, 0.888 at 0.03).
     max_iter : int, default 500
         Cap on EM iterations.
     tol : float, default 1e-8
@@ -62,14 +67,15 @@ class MixedEffects(DenseTaskModel):
         EM iterations of the final fit.
     """
 
-    _tunable: ClassVar[tuple[str, ...]] = ("covariance", "prior_weight")
+    _tunable: ClassVar[tuple[str, ...]] = ("covariance", "prior_weight", "cov_scale")
     _state_names: ClassVar[tuple[str, ...]] = ("coef_", "shared_coef_", "cov_", "noise_var_", "loglik_", "n_iter_")
 
     def __init__(self, covariance: str | Sequence[str] = "full", *, prior_weight: float | Sequence[float] = 0.0,
-                 max_iter: int = 500, tol: float = 1e-8, validation_fraction: float = 0.2,
-                 random_state: int | np.random.Generator | None = None) -> None:
+                 cov_scale: float | Sequence[float] = 1.0, max_iter: int = 500, tol: float = 1e-8,
+                 validation_fraction: float = 0.2, random_state: int | np.random.Generator | None = None) -> None:
         self.covariance = covariance
         self.prior_weight = prior_weight
+        self.cov_scale = cov_scale
         self.max_iter = max_iter
         self.tol = tol
         self.validation_fraction = validation_fraction
@@ -80,13 +86,18 @@ class MixedEffects(DenseTaskModel):
         v.check_float("tol", self.tol, 0.0)
         return {"covariance": candidates("covariance", self.covariance,
                                          lambda n, x: v.check_choice(n, x, _COVARIANCES)),
-                "prior_weight": candidates("prior_weight", self.prior_weight, check_nonnegative_float)}
+                "prior_weight": candidates("prior_weight", self.prior_weight, check_nonnegative_float),
+                "cov_scale": candidates("cov_scale", self.cov_scale,
+                                        lambda n, x: v.check_float(n, x, 0.0, low_inclusive=False))}
 
     def _fit_state(self, X, y, index, n_tasks, params, seed):
         blocks = task_gram_blocks(X, y, index, n_tasks)
         fit = fit_random_effects(blocks, n_tasks, prior_weight=params["prior_weight"],
                                  diagonal=params["covariance"] == "diagonal", max_iter=self.max_iter, tol=self.tol)
-        return {"coef_": fit.coef, "shared_coef_": fit.mean, "cov_": fit.cov, "noise_var_": np.float64(fit.noise_var),
+        coef = fit.coef
+        if params["cov_scale"] != 1.0:
+            coef = posterior_means(blocks, n_tasks, fit.mean, params["cov_scale"] * fit.cov, fit.noise_var)
+        return {"coef_": coef, "shared_coef_": fit.mean, "cov_": fit.cov, "noise_var_": np.float64(fit.noise_var),
                 "loglik_": np.float64(fit.loglik), "n_iter_": np.int64(fit.n_iter)}
 
     def _params_per_task(self) -> int:

@@ -32,7 +32,8 @@ def demo_config(seed: int, n_seeds: int):  # -> Figure2Config
     from ..experiments.synthetic import Figure2Config
 
     return Figure2Config(noise_levels=(0.0, 0.1), seeds=tuple(range(seed, seed + n_seeds)), lrs_sparsities=(3, 5, 10),
-                         lrs_ranks=(1,), representation_ranks=(1,), sparse_finetune_sparsities=(5, 10, 20))
+                         lrs_ranks=(1,), representation_ranks=(1,), sparse_finetune_sparsities=(5, 10, 20),
+                         baselines=("single", "finetune", "representation", "prompt", "sparse_finetune"))
 
 
 def run(args: argparse.Namespace) -> int:

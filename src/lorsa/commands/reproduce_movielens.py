@@ -16,7 +16,8 @@ DESCRIPTION = (
     "training samples, data-surplus tasks) to the output folder."
 )
 
-_BASELINES = ("single", "prompt", "representation", "sparse_finetune", "finetune", "finetune_zero")
+_BASELINES = ("single", "prompt", "representation", "sparse_finetune", "finetune", "finetune_zero", "mixed",
+              "convex")
 
 
 def _spn(text: str) -> float | None:
@@ -67,6 +68,12 @@ def register(parser: argparse.ArgumentParser) -> None:
                         metavar="R", help="candidate ranks of representation learning")
     parser.add_argument("--sft-sparsities", type=positive_int, nargs="+", default=[1, 2, 5, 10, 20], metavar="K",
                         help="candidate k of sparse fine-tuning")
+    parser.add_argument("--mixed-cov-scales", type=_positive, nargs="+", default=[1.0, 0.3, 0.1, 0.03, 0.01],
+                        metavar="C", help="candidate prior tempering of the mixed-effects baseline: posteriors under "
+                                          "C * Sigma (1: the maximum-likelihood model)")
+    parser.add_argument("--convex-fractions", type=_fraction, nargs="+", default=[0.3, 0.1, 0.03], metavar="F",
+                        help="candidate nuclear-norm and l1 strengths of the convex baseline, as fractions of the "
+                             "smallest strength that zeroes the part (every pair is tried)")
     parser.add_argument("--baselines", nargs="*", choices=_BASELINES, default=list(_BASELINES), metavar="NAME",
                         help=f"baselines to run, among {', '.join(_BASELINES)} (none: AMHT-LRS only)")
     parser.add_argument("--no-intercept", action="store_true",
@@ -81,6 +88,20 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_quiet(parser)
 
 
+def _positive(text: str) -> float:
+    value = nonnegative_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = nonnegative_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace):  # -> MovieLensConfig
     from ..experiments.movielens import MovieLensConfig
 
@@ -90,7 +111,8 @@ def config_from_args(args: argparse.Namespace):  # -> MovieLensConfig
         lrs_ranks=tuple(args.ranks), lrs_ridges=tuple(args.lrs_ridges), lrs_offsets=tuple(args.offsets),
         lrs_samples_per_nonzero=tuple(args.samples_per_nonzero), lrs_init=args.init, baselines=tuple(args.baselines),
         ridges=tuple(args.ridges), representation_ranks=tuple(args.representation_ranks),
-        sparse_finetune_sparsities=tuple(args.sft_sparsities), max_iter=args.max_iter).validate()
+        sparse_finetune_sparsities=tuple(args.sft_sparsities), mixed_cov_scales=tuple(args.mixed_cov_scales),
+        convex_fractions=tuple(args.convex_fractions), max_iter=args.max_iter).validate()
 
 
 def _download(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ DESCRIPTION = (
     "max over seeds and the RMSE ratios), table.md and figure2.png to the output folder."
 )
 
-_BASELINES = ("single", "finetune", "representation", "prompt", "sparse_finetune")
+_BASELINES = ("single", "finetune", "representation", "prompt", "sparse_finetune", "mixed", "convex")
 
 
 def register(parser: argparse.ArgumentParser) -> None:

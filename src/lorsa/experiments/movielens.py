@@ -52,7 +52,9 @@ import numpy as np
 from .. import _validation as v
 from ..baselines import (
     DEFAULT_RIDGE_GRID,
+    ConvexLRS,
     FineTuning,
+    MixedEffects,
     PromptTuning,
     RepresentationLearning,
     SingleModel,
@@ -77,6 +79,8 @@ BASELINES: dict[str, str] = {
     "sparse_finetune": "Sparse fine-tuning",
     "finetune": "Full fine-tuning",
     "finetune_zero": "Full fine-tuning (toward 0)",
+    "mixed": "Mixed effects (random slopes)",
+    "convex": "Convex low-rank + sparse",
 }
 
 _GROUPINGS = ("demographic", "user")
@@ -127,6 +131,11 @@ class MovieLensConfig:
         Candidate ridge strengths of the single model, fine-tuning and prompt tuning.
     representation_ranks, sparse_finetune_sparsities : tuple of int
         Candidate ``r`` (representation learning) and ``k`` (sparse fine-tuning).
+    mixed_cov_scales : tuple of float
+        Candidate prior tempering ``c`` of the mixed-effects baseline (:class:`lorsa.baselines.MixedEffects`).
+    convex_fractions : tuple of float
+        Candidate ``lam_*`` and ``lam_1`` fractions of the convex baseline (:class:`lorsa.baselines.ConvexLRS`;
+        every pair).
     max_iter : int
         Cap on AMHT-LRS / AltMin iterations.
     factor_rank : int
@@ -153,6 +162,8 @@ class MovieLensConfig:
     ridges: tuple[float, ...] = DEFAULT_RIDGE_GRID
     representation_ranks: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
     sparse_finetune_sparsities: tuple[int, ...] = (1, 2, 5, 10, 20)
+    mixed_cov_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
+    convex_fractions: tuple[float, ...] = (0.3, 0.1, 0.03)
     max_iter: int = 100
     factor_rank: int = 50
 
@@ -171,7 +182,7 @@ class MovieLensConfig:
         v.check_int("max_iter", self.max_iter, 1)
         d = v.check_int("factor_rank", self.factor_rank, 2) + int(bool(self.intercept))
         for name in ("lrs_ranks", "lrs_ridges", "lrs_offsets", "lrs_samples_per_nonzero", "ridges",
-                     "representation_ranks", "sparse_finetune_sparsities"):
+                     "representation_ranks", "sparse_finetune_sparsities", "mixed_cov_scales", "convex_fractions"):
             if len(getattr(self, name)) == 0:
                 raise ValueError(f"{name} must not be empty")
         for k in self.lrs_sparsities + self.sparse_finetune_sparsities:
@@ -248,6 +259,11 @@ def _methods(c: MovieLensConfig, shared: dict[str, float]) -> list[_Method]:
                                              random_state=s)),
         "finetune_zero": (_grid(ridge=c.ridges, toward=("zero",)),
                           lambda p, s: FineTuning(p["ridge"], toward="zero", random_state=s)),
+        "mixed": (_grid(cov_scale=c.mixed_cov_scales),
+                  lambda p, s: MixedEffects(cov_scale=p["cov_scale"], max_iter=100, tol=1e-6, random_state=s)),
+        "convex": (_grid(nuclear=c.convex_fractions, l1=c.convex_fractions),
+                   lambda p, s: ConvexLRS(p["nuclear"], l1=p["l1"], shared_ridge=shared["ridge"], max_iter=1000,
+                                          tol=1e-6, random_state=s)),
     }
     for name in c.baselines:
         if name in makers:

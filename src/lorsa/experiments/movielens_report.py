@@ -17,7 +17,7 @@ PANELS: tuple[tuple[str, str], ...] = (("rmse", "all tasks"), ("rmse_starved", "
                                        ("rmse_surplus", "data-surplus tasks"))
 _LRS = "amht_lrs"
 _MARKERS = {"single": "s", "finetune": "D", "finetune_zero": "d", "representation": "^", "prompt": "v",
-            "sparse_finetune": "P"}
+            "sparse_finetune": "P", "mixed": "X", "convex": "h"}
 
 
 def method_name(row: dict[str, Any]) -> str:

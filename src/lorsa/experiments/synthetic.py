@@ -29,7 +29,9 @@ import numpy as np
 
 from .. import _validation as v
 from ..baselines import (
+    ConvexLRS,
     FineTuning,
+    MixedEffects,
     PromptTuning,
     RepresentationLearning,
     SingleModel,
@@ -57,6 +59,12 @@ BASELINES: dict[str, tuple[str, Callable[[Figure2Config, int], TaskRegressor]]] 
                                                           random_state=s)),
     "sparse_finetune": ("Sparse fine-tuning", lambda c, s: SparseFineTuning(
         sparsity=c.sparse_finetune_sparsities, validation_fraction=c.validation_fraction, random_state=s)),
+    "mixed": ("Mixed effects (random slopes)", lambda c, s: MixedEffects(
+        cov_scale=(1.0, 0.1), max_iter=100, tol=1e-6, validation_fraction=c.validation_fraction,
+        random_state=s)),
+    "convex": ("Convex low-rank + sparse", lambda c, s: ConvexLRS(
+        nuclear=(0.3, 0.1, 0.03), l1=(0.3, 0.1, 0.03), max_iter=1000, tol=1e-6,
+        validation_fraction=c.validation_fraction, random_state=s)),
 }
 
 
@@ -322,7 +330,8 @@ def format_markdown(summary: list[dict[str, Any]], ratios: list[dict[str, Any]],
     return "\n".join(lines) + "\n"
 
 
-_MARKERS = {"single": "s", "finetune": "D", "representation": "^", "prompt": "v", "sparse_finetune": "P"}
+_MARKERS = {"single": "s", "finetune": "D", "representation": "^", "prompt": "v", "sparse_finetune": "P", "mixed": "X",
+            "convex": "h"}
 
 
 def plot_figure2(summary: list[dict[str, Any]], path: Path, config: Figure2Config) -> Path:
