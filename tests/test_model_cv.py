@@ -21,7 +21,7 @@ def lrs_problem():
 @pytest.fixture(scope="module")
 def fitted(lrs_problem):
     P = lrs_problem
-    return LRSRegressorCV(random_state=0).fit(P.X, P.y, tasks=P.tasks)
+    return LRSRegressorCV(offsets=("none",), random_state=0).fit(P.X, P.y, tasks=P.tasks)
 
 
 def test_recovers_rank_and_sparsity(fitted, lrs_problem):
@@ -36,6 +36,17 @@ def test_recovers_rank_and_sparsity(fitted, lrs_problem):
     assert len(fitted.cv_results_["rmse"]) == fitted.n_fits_ - 1
     assert set(fitted.cv_results_) >= {"params", "rank", "sparsity", "ridge", "offset", "rmse_ridge", "rmse_eb"}
     assert fitted.best_score_ == pytest.approx(min(fitted.cv_results_["rmse"]))
+
+
+@pytest.mark.parametrize("noise, m", [(0.05, 80)])
+def test_default_search_finds_the_model(noise, m):
+    """With the default search (offsets too): k = 2, and r = 3, or r = 4 on top of the pooled offset theta_0 (then
+    theta_i - theta_0 = U w_i - theta_0 spans one more direction)."""
+    P = make_lrs_regression(n_tasks=150, n_samples=m, n_features=16, rank=3, sparsity=2, row_sparsity=None,
+                            noise=noise, random_state=1)
+    est = LRSRegressorCV(random_state=0).fit(P.X, P.y, tasks=P.tasks)
+    p = est.best_params_
+    assert p["sparsity"] == 2 and p["rank"] == (3 if p["offset"] == "none" else 4), p
 
 
 def test_candidates_never_train_on_held_out_rows(lrs_problem, monkeypatch):
@@ -73,14 +84,14 @@ def test_external_validation_rows_and_refit(lrs_problem):
     X_v = rng.standard_normal((tasks_v.size, 16))
     y_v = np.einsum("nd,nd->n", X_v, P.theta.T[tasks_v]) + 0.01 * rng.standard_normal(tasks_v.size)
     Q = type("Rows", (), {"X": X_v, "y": y_v, "tasks": tasks_v})
-    est = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), random_state=0, refit=False)
+    est = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), offsets=("none",), random_state=0, refit=False)
     est.fit(P.X, P.y, P.tasks, validation=(Q.X, Q.y, Q.tasks))
     assert est.best_params_["rank"] == 3 and est.best_params_["sparsity"] == 2 and est.holdout_mask_ is None
     assert not hasattr(est, "U_")
     est.fit_best(P.X, P.y, P.tasks)
     assert est.rmse(Q.X, Q.y, Q.tasks) < 0.05
     shuffled = np.random.default_rng(0).permutation(Q.y)
-    other = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), random_state=0, refit=False)
+    other = LRSRegressorCV(ranks=(2, 3, 4), sparsities=(1, 2, 3), offsets=("none",), random_state=0, refit=False)
     other.fit(P.X, P.y, P.tasks, validation=(Q.X, shuffled, Q.tasks))
     assert other.best_score_ > 1.0
     with pytest.raises(ValueError, match="never fitted"):

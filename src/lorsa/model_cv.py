@@ -11,11 +11,12 @@ or 0), so a task still stores ``r + k`` numbers (and ``k`` indices). Searched, i
 - ``offset`` ("none" or "single"): fit AMHT-LRS to ``y - <x, theta_0>``, so that the ridge shrinks a data-starved
   task toward the population model instead of toward 0;
 - ``rank`` along an ordered path (default 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d``) with the ``sparsity``
-  (0, 1, 2, 5, 10, 20, ...) searched at every rank, stopping as soon as a larger ``r`` stops helping; then ``ridge``
-  (a grid scaled to the data: ``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a typical task's Gram
-  diagonal, times 0, 0.001, ..., 10, starting at 0.1) and ``offset``; the axes are revisited (coordinate search)
-  until no move helps. A fit is warm-started from the best fit so far with the same ``k``, offset and a rank no
-  larger (its ``U``, extended by the method-of-moments directions), else from the method of moments;
+  (0, 1, 2, 5, 10, 20, ...) and the ``ridge`` searched at every rank, stopping as soon as a larger ``r`` stops
+  helping; ``ridge`` is on a grid scaled to the data (``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a
+  typical task's Gram diagonal, times 0, 0.001, ..., 10, starting at 0.1); then ``offset``, and the axes are
+  revisited (coordinate search) until no move helps. A fit is warm-started from the best fit so far with the same
+  ``k``, offset and a rank no larger (its ``U``, extended by the method-of-moments directions), else from the
+  method of moments;
 - ``shrinkage`` ("ridge" or "eb"), scored on the same fit at no extra AMHT-LRS cost: "eb" replaces every ``w_i`` by
   its posterior mean under an empirical-Bayes Gaussian prior ``w_i ~ N(mu_w, Sigma_w)`` (``Sigma_w`` r x r)
   estimated across tasks by EM (:mod:`lorsa.solvers.random_effects`) with ``U`` and ``b_i`` held fixed: a
@@ -308,11 +309,13 @@ class LRSRegressorCV(TaskRegressorMixin):
             cand = evaluate({**current, "offset": off})
             if self._better(cand, best):
                 best, current = cand, {**current, "offset": off}
-        # The rank path, with the sparsity searched at every rank from the previous rank's best k; the path stops
-        # at the first rank that does not improve on the best so far.
+        # The rank path, with the sparsity and then the ridge searched at every rank from the previous rank's best
+        # values (a ridge too strong for a rank makes a larger rank look better); the path stops at the first rank
+        # that does not improve on the best so far.
         for r in axes["rank"]:
             point, cand, _ = self._line_search("sparsity", axes["sparsity"], {**current, "rank": r},
                                                evaluate({**current, "rank": r}), evaluate)
+            point, cand, _ = self._line_search("ridge", axes["ridge"], point, cand, evaluate)
             if cand is best or self._better(cand, best):
                 best, current = cand, point
             else:
