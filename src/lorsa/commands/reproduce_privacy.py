@@ -46,7 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsity", type=nonnegative_int, default=1, metavar="K",
                         help="synthetic non-zeros k of each b_i (also fitted)")
     parser.add_argument("--samples", type=positive_int, default=20, metavar="M",
-                        help="training rows per synthetic user (also the per-user row budget)")
+                        help="training rows per synthetic user")
     parser.add_argument("--test-samples", type=positive_int, default=20, metavar="M", help="test rows per user")
     parser.add_argument("--noise", type=nonnegative_float, default=0.5, metavar="SIGMA",
                         help="noise standard deviation of the synthetic responses")

@@ -85,7 +85,7 @@ ROUNDING_MARGIN = 1e-9
 
 @dataclass(frozen=True)
 class ClippingBounds:
-    """Clipping bounds of SPEC §6 and the per-user row budget ``m``.
+    """Clipping bounds of SPEC §6: row bounds, and the per-user row budget ``m`` or contribution bounds ``C``.
 
     Attributes
     ----------
@@ -100,7 +100,11 @@ class ClippingBounds:
         ℓ₂ bound of ``w_i``.
     m : float
         Rows a user contributes at full weight; each user's whole contribution is clipped to ``Δ_A``, ``Δ_V``
-        (``inf``: no per-user clipping).
+        (``inf``: no per-user clipping). ``1`` (unused) with normalised contributions.
+    C_A, C_V, C_M : float or None
+        Per-user contribution bounds of the normalised statistics (row averages; given together): then
+        ``Δ_A = min(C_A, A₁²A_w²)``, ``Δ_V = min(C_V, A₁(A₂ + A₃)A_w)`` and the moments start's
+        ``Δ_M = min(C_M, A₁²A₂²)``. ``None``: sums over up to ``m`` rows.
     """
 
     A1: float
