@@ -238,17 +238,21 @@ def initial_basis(net: Any, space: ParameterSpace, adapter: Any, theta0: Any, st
         counts = mask.sum(1).clamp(min=1).to(theta.dtype)
         (g,) = torch.autograd.grad((task_losses(out, y, mask, config.loss) / counts).sum(), [theta])
         rows.append(g if adapter.basis_coords is None else g[:, adapter.basis_coords])
-    G = torch.cat(rows)
+    G = torch.cat(rows).double()
     r = adapter.rank
-    if min(G.shape) <= 4 * r + 10:
-        _, _, Vh = torch.linalg.svd(G, full_matrices=False)
-        V = Vh[:r].T
+    # top-r right singular vectors from the eigenvectors of the smaller Gram matrix (deterministic, unlike a
+    # randomised SVD drawing from torch's global generator)
+    if G.shape[1] <= G.shape[0]:
+        _, vecs = torch.linalg.eigh(G.T @ G)
+        V = vecs[:, -r:].flip(1)
     else:
-        _, _, V = torch.svd_lowrank(G, q=min(r + 10, min(G.shape)), niter=4)
-        V = V[:, :r]
-    if V.shape[1] < r:
-        V = torch.cat([V, torch.randn(V.shape[0], r - V.shape[1], dtype=V.dtype)], dim=1)
-    return V
+        vals, vecs = torch.linalg.eigh(G @ G.T)
+        top = vecs[:, -r:].flip(1)
+        V = G.T @ top / vals[-r:].flip(0).clamp(min=1e-300).sqrt()
+    if V.shape[1] < r:                           # fewer tasks than r: complete with a fixed random draw
+        extra = torch.randn(V.shape[0], r - V.shape[1], generator=torch.Generator().manual_seed(0), dtype=V.dtype)
+        V = torch.cat([V, extra], dim=1)
+    return V.to(theta0.dtype)
 
 
 def lr_schedule(epoch: int, n_epochs: int, floor: float = 0.02) -> float:
