@@ -266,6 +266,9 @@ def format_network_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_COLOURS = {name: f"C{i}" for i, name in enumerate(METHODS)}
+
+
 def _plot(summary: dict[str, Any], config: NetworkConfig, path: Path) -> Path:
     plt = pyplot()
     levels = list(config.noise_levels)
@@ -276,7 +279,7 @@ def _plot(summary: dict[str, Any], config: NetworkConfig, path: Path) -> Path:
             te = row["test_rmse"]
             x = max(row["params_per_task"], 0.5)
             ax.errorbar([x], [te["mean"]], yerr=[[te["mean"] - te["min"]], [te["max"] - te["mean"]]], fmt="o",
-                        capsize=3, label=row["label"], color="C3" if row["method"] == "lrs" else None)
+                        capsize=3, label=row["label"], color=_COLOURS[row["method"]])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("numbers stored per task (0 plotted at 0.5)")
@@ -289,7 +292,8 @@ def _plot(summary: dict[str, Any], config: NetworkConfig, path: Path) -> Path:
         for name in config.adapt_methods:
             rows = [r for r in summary["adaptation"] if r["noise"] == sigma and r["method"] == name]
             if rows:
-                ax.plot([r["m"] for r in rows], [r["excess_rmse"]["mean"] for r in rows], "o-", label=rows[0]["label"])
+                ax.plot([r["m"] for r in rows], [r["excess_rmse"]["mean"] for r in rows], "o-", label=rows[0]["label"],
+                        color=_COLOURS[name])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("rows per new task m")
