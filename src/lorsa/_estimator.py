@@ -55,6 +55,7 @@ from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _validation as v
+from .backends.dask import any_dask
 
 __all__ = ["TaskRegressorMixin", "rows_weighted", "check_sample_weight"]
 
@@ -197,12 +198,20 @@ class TaskRegressorMixin(RegressorMixin, BaseEstimator):
             Task of every row (omitted: the model's only task).
         sample_weight : array-like of shape (N,), optional
         """
+        if any_dask(X, y, tasks, sample_weight):
+            from .backends.dask.predict import score_dask
+
+            return score_dask(self, X, y, tasks, sample_weight)
         pred = self.predict(X, tasks=tasks)
         y = self._validate_y(y, pred.shape[0], np.dtype(np.float64))
         return float(r2_score(y, pred, sample_weight=check_sample_weight(sample_weight, pred.shape[0])))
 
     def rmse(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None) -> float:
         """Root mean squared error ``sqrt(mean_j w_j (y_j - yhat_j)^2 / mean_j w_j)`` of :meth:`predict`."""
+        if any_dask(X, y, tasks, sample_weight):
+            from .backends.dask.predict import rmse_dask
+
+            return rmse_dask(self, X, y, tasks, sample_weight)
         pred = self.predict(X, tasks=tasks)
         y = self._validate_y(y, pred.shape[0], np.dtype(np.float64))
         w = check_sample_weight(sample_weight, pred.shape[0])

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from . import _validation as v
 from ._estimator import TaskRegressorMixin, rows_weighted
 from .backends import make_backend
+from .backends.dask import any_dask
 from .data import RaggedTasks, encode_tasks
 from .io import read_model_file, write_model_file
 from .scaling import data_scale
@@ -284,7 +285,14 @@ class LRSRegressor(TaskRegressorMixin):
             ``sqrt(w_j)``, which is exact for this loss). Row counts (small-task rules) count every row.
         callback : callable ``(iteration, objective, subspace_change)``, optional
             Called after every outer iteration, e.g. to advance a progress bar (replaces ``verbose`` printing).
+
+        Dask collections (a dask DataFrame / arrays chunked alike) are fitted on the current dask.distributed
+        cluster, where the data live (:mod:`lorsa.backends.dask`).
         """
+        if any_dask(X, y, tasks, sample_weight):
+            from .backends.dask.estimator import fit_dask
+
+            return fit_dask(self, X, y, tasks, callback, sample_weight=sample_weight)
         X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
         config, dtype = self._check_params(X.shape[1])
         X, y = X.astype(dtype, copy=False), y.astype(dtype, copy=False)
@@ -358,8 +366,13 @@ class LRSRegressor(TaskRegressorMixin):
         Returns
         -------
         y_pred : ndarray of shape (N,)
+            (a lazy dask Series aligned with ``X``, or a dask array, for dask inputs)
         """
         self._check_fitted()
+        if any_dask(X, tasks):
+            from .backends.dask.predict import predict_dask
+
+            return predict_dask(self, X, tasks)
         X, labels = self._validate_predict(X, tasks)
         index = self._index.lookup(labels, "tasks")
         return predict_rows(X, index, self.U_, self.W_, self.B_)
@@ -398,25 +411,32 @@ class LRSRegressor(TaskRegressorMixin):
         B : scipy.sparse.csc_matrix of shape (d, t_new)
         """
         self._check_fitted()
+        if any_dask(X, y, tasks):
+            from .backends.dask.estimator import adapt_tasks_dask
+
+            return adapt_tasks_dask(self, X, y, tasks, max_iter)
         X = self._validate_X(X, reset=False)
         y = self._validate_y(y, X.shape[0], np.dtype(np.float64))
         max_iter = v.check_int("max_iter", max_iter, 1)
         labels = v.check_task_labels(tasks, X.shape[0])
         unique, index = encode_tasks(labels)
-        config, dtype = self._check_params(self.n_features_in_)
-        r, k = self.U_.shape[1], config.sparsity
+        config, dtype = self._adapt_config(max_iter)
         data = RaggedTasks.from_arrays(X.astype(dtype, copy=False), y.astype(dtype, copy=False), index,
                                        unique.shape[0], layout=self._layout())
-        self._warn_small_tasks(data.counts, unique, r, k)
-        step = TaskStepConfig(**{**config.task_step.__dict__, "n_steps": max(config.task_step.n_steps, 50)})
-        config = AMHTConfig(**{**config.__dict__, "task_step": step, "fit_u": False, "max_iter": max_iter,
-                               "row_sparsity": None})
+        self._warn_small_tasks(data.counts, unique, self.U_.shape[1], config.sparsity)
         backend = self._backend()
         try:
-            result = fit_amht([data], self.U_, np.zeros((unique.shape[0], r)), config, backend=backend)
+            result = fit_amht([data], self.U_, np.zeros((unique.shape[0], self.U_.shape[1])), config, backend=backend)
         finally:
             getattr(backend, "close", lambda: None)()
         return unique, result.W, _slots_to_csc(result.idx, result.val, self.n_features_in_)
+
+    def _adapt_config(self, max_iter: int) -> tuple[AMHTConfig, np.dtype]:
+        """The fit's settings with ``U`` fixed, for :meth:`adapt_tasks` (more sparse steps: one outer pass)."""
+        config, dtype = self._check_params(self.n_features_in_)
+        step = TaskStepConfig(**{**config.task_step.__dict__, "n_steps": max(config.task_step.n_steps, 50)})
+        return AMHTConfig(**{**config.__dict__, "task_step": step, "fit_u": False, "max_iter": max_iter,
+                             "row_sparsity": None}), dtype
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

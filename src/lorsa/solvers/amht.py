@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,7 +50,8 @@ from .shared_step import (
 from .task_step import TaskStepConfig, allowed_nonzeros, task_step
 from .task_systems import GramSystem, RowSystem
 
-__all__ = ["AMHTConfig", "AMHTResult", "fit_amht", "block_pass"]
+__all__ = ["AMHTConfig", "AMHTResult", "Driver", "fit_amht", "run_amht", "block_pass", "pass_over_blocks",
+           "normal_matvec_over_blocks", "initial_state", "half_sum_of_squares"]
 
 
 @dataclass(frozen=True)
@@ -196,56 +197,108 @@ def _normal_matvec(block: TaskBlock | GramBlock, w: np.ndarray, D: np.ndarray, e
     return block_normal_matvec(block.X, w, D)
 
 
-class _Driver:
-    """Holds the per-task state ``W, idx, val`` and runs passes of :func:`block_pass` through a backend."""
+def pass_over_blocks(blocks: list[TaskBlock | GramBlock], key: int, U: np.ndarray, W: np.ndarray, idx: np.ndarray,
+                     val: np.ndarray, active: np.ndarray, config: AMHTConfig, run_task_step: bool, stats: Any,
+                     gram_cache: dict[tuple[int, int], np.ndarray], map_fn: Callable[..., list[Any]],
+                     ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """One pass of :func:`block_pass` over ``blocks`` and the sum of their statistics, in block order.
 
-    def __init__(self, config: AMHTConfig, backend: Any, W0: np.ndarray, counts: np.ndarray) -> None:
+    ``W, idx, val`` (indexed by the blocks' ``task_ids``) are updated in place; ``gram_cache`` keeps the Gram
+    matrices of row blocks between passes under ``(key, block number)``. ``map_fn(fn, items)`` runs the blocks (a
+    backend's ``map``). Used by the in-memory driver below and, on each worker, by the dask engine
+    (:mod:`lorsa.backends.dask`) over the blocks resident there. Returns ``(loss, A, V, diag(A))``.
+    """
+    d, r = U.shape
+    items = []
+    for j, blk in enumerate(blocks):
+        ids = blk.task_ids
+        keep = (config.cache_gram and isinstance(blk, TaskBlock) and isinstance(stats, str) and stats == "exact"
+                and blk.X.shape[1] >= d)
+        items.append((blk, U, W[ids], idx[ids], val[ids], active[ids], config.task_step, run_task_step, stats,
+                      gram_cache.get((key, j)), keep, config.engine))
+    outs = map_fn(block_pass, items)
+    loss = 0.0
+    A = np.zeros((d * r, d * r)) if stats == "exact" or callable(stats) else None
+    V = np.zeros((d, r)) if stats else None
+    diag = np.zeros((d, r)) if stats == "cg" else None
+    for j, (blk, out) in enumerate(zip(blocks, outs, strict=True)):
+        ids = blk.task_ids
+        W[ids], idx[ids], val[ids] = out.w, out.idx, out.val
+        loss += out.loss
+        if out.gram is not None:
+            gram_cache[(key, j)] = out.gram
+        if A is not None:
+            A += out.A
+        if V is not None:
+            V += out.V
+        if diag is not None:
+            diag += out.diag
+    return loss, A, V, diag
+
+
+def normal_matvec_over_blocks(blocks: list[TaskBlock | GramBlock], W: np.ndarray, D: np.ndarray, engine: str,
+                              map_fn: Callable[..., list[Any]]) -> np.ndarray:
+    """``sum_i X_i^T X_i D w_i w_i^T`` over ``blocks`` (the CG operator of the U step), summed in block order."""
+    items = [(blk, W[blk.task_ids], D, engine) for blk in blocks]
+    return sum(map_fn(_normal_matvec, items), np.zeros_like(D))
+
+
+def initial_state(counts: np.ndarray, W0: np.ndarray, config: AMHTConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``W, idx, val, active`` before the first pass: ``b_i = 0`` and the slots task ``i`` may use."""
+    t, k = W0.shape[0], config.sparsity
+    allowed = allowed_nonzeros(counts, config.rank, k, config.samples_per_nonzero)
+    return (np.array(W0, dtype=np.float64), np.zeros((t, k), dtype=np.int64), np.zeros((t, k)),
+            np.arange(k)[None, :] < allowed[:, None])
+
+
+class Driver(Protocol):
+    """Where the per-task state lives and the passes run (in memory below, on dask workers in
+    :mod:`lorsa.backends.dask.driver`). Data are named by a key: batch number, or -1 for all rows."""
+
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any
+                 ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]: ...
+
+    def cg_matvec(self, key: int) -> Callable[[np.ndarray], np.ndarray]: ...
+
+    def rotate(self, R: np.ndarray) -> None: ...
+
+    def project_row_sparsity(self, zeta: int) -> None: ...
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class _Driver:
+    """Holds the per-task state ``W, idx, val`` in this process and runs passes through a backend."""
+
+    def __init__(self, config: AMHTConfig, backend: Any, W0: np.ndarray, counts: np.ndarray,
+                 batches: list[RaggedTasks], full: RaggedTasks | None) -> None:
         self.config = config
         self.backend = backend
-        self.W = np.array(W0, dtype=np.float64)
-        t = W0.shape[0]
-        k = config.sparsity
-        self.idx = np.zeros((t, k), dtype=np.int64)
-        self.val = np.zeros((t, k))
-        allowed = allowed_nonzeros(counts, config.rank, k, config.samples_per_nonzero)
-        self.active = np.arange(k)[None, :] < allowed[:, None]
+        self.batches, self.full = batches, full
+        self.W, self.idx, self.val, self.active = initial_state(counts, W0, config)
         self.gram_cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def run_pass(self, data: RaggedTasks, data_id: int, U: np.ndarray, run_task_step: bool,
-                 stats: str | None) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        cfg = self.config
-        d, r = data.n_features, U.shape[1]
-        items = []
-        for j, blk in enumerate(data.blocks):
-            ids = blk.task_ids
-            keep = (cfg.cache_gram and isinstance(blk, TaskBlock) and isinstance(stats, str) and stats == "exact"
-                    and blk.X.shape[1] >= d)
-            items.append((blk, U, self.W[ids], self.idx[ids], self.val[ids], self.active[ids], cfg.task_step,
-                          run_task_step, stats, self.gram_cache.get((data_id, j)), keep, cfg.engine))
-        outs = self.backend.map(block_pass, items)
-        loss = 0.0
-        A = np.zeros((d * r, d * r)) if stats == "exact" or callable(stats) else None
-        V = np.zeros((d, r)) if stats else None
-        diag = np.zeros((d, r)) if stats == "cg" else None
-        for j, (blk, out) in enumerate(zip(data.blocks, outs, strict=True)):
-            ids = blk.task_ids
-            self.W[ids], self.idx[ids], self.val[ids] = out.w, out.idx, out.val
-            loss += out.loss
-            if out.gram is not None:
-                self.gram_cache[(data_id, j)] = out.gram
-            if A is not None:
-                A += out.A
-            if V is not None:
-                V += out.V
-            if diag is not None:
-                diag += out.diag
-        return loss, A, V, diag
+    def _data(self, key: int) -> RaggedTasks:
+        return self.full if key < 0 else self.batches[key]
 
-    def cg_matvec(self, data: RaggedTasks) -> Callable[[np.ndarray], np.ndarray]:
-        def matvec(D: np.ndarray) -> np.ndarray:
-            items = [(blk, self.W[blk.task_ids], D, self.config.engine) for blk in data.blocks]
-            return sum(self.backend.map(_normal_matvec, items), np.zeros_like(D))
-        return matvec
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool,
+                 stats: Any) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return pass_over_blocks(self._data(key).blocks, key, U, self.W, self.idx, self.val, self.active,
+                                self.config, run_task_step, stats, self.gram_cache, self.backend.map)
+
+    def cg_matvec(self, key: int) -> Callable[[np.ndarray], np.ndarray]:
+        blocks = self._data(key).blocks
+        return lambda D: normal_matvec_over_blocks(blocks, self.W, D, self.config.engine, self.backend.map)
+
+    def rotate(self, R: np.ndarray) -> None:
+        self.W = self.W @ R.T
+
+    def project_row_sparsity(self, zeta: int) -> None:
+        self.val = project_row_sparsity(self.idx, self.val, self.active, zeta)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.W, self.idx, self.val * self.active
 
 
 def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config: AMHTConfig,
@@ -269,25 +322,35 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         Called after every iteration (progress display).
     """
     backend = backend or SerialBackend()
-    cfg = config
     counts = full.counts if full is not None else batches[0].counts
-    driver = _Driver(cfg, backend, W0, counts)
+    driver = _Driver(config, backend, W0, counts, batches, full)
+    return run_amht(driver, U0, config, len(batches), half_sum_of_squares((full or batches[0]).blocks), callback)
+
+
+def half_sum_of_squares(blocks: list[TaskBlock | GramBlock]) -> float:
+    """``1/2 sum_ij y_ij^2`` over the blocks (the objective at ``theta = 0``; sets the round-off stopping floor)."""
+    return 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) if isinstance(b, TaskBlock)
+                     else float(np.sum(b.yy)) for b in blocks)
+
+
+def run_amht(driver: Driver, U0: np.ndarray, config: AMHTConfig, n_batches: int, total_sq: float,
+             callback: Callable[[int, float, float], None] | None = None) -> AMHTResult:
+    """The outer loop of :func:`fit_amht` over any :class:`Driver` (``n_batches > 1``: sample splitting, the loss
+    then measured on all rows, key -1; ``total_sq``: :func:`half_sum_of_squares` of all rows)."""
+    cfg = config
     stats = (cfg.block_statistics or cfg.u_solver) if cfg.fit_u else None
-    split = len(batches) > 1
-    total_sq = 0.5 * sum(float(np.sum(b.y.astype(np.float64) ** 2)) if isinstance(b, TaskBlock)
-                         else float(np.sum(b.yy)) for b in (full or batches[0]).blocks)
+    split = n_batches > 1
     floor = 1e-28 * max(total_sq, 1e-300)
 
     def per_task_pass(data_id: int, U: np.ndarray) -> tuple[float, Any, Any, Any]:
-        data = batches[data_id]
         if cfg.row_sparsity is None:
-            loss, A, V, diag = driver.run_pass(data, data_id, U, True, stats)
+            loss, A, V, diag = driver.run_pass(data_id, U, True, stats)
         else:
-            driver.run_pass(data, data_id, U, True, None)
-            driver.val = project_row_sparsity(driver.idx, driver.val, driver.active, cfg.row_sparsity)
-            loss, A, V, diag = driver.run_pass(data, data_id, U, False, stats)
+            driver.run_pass(data_id, U, True, None)
+            driver.project_row_sparsity(cfg.row_sparsity)
+            loss, A, V, diag = driver.run_pass(data_id, U, False, stats)
         if split:
-            loss = driver.run_pass(full, -1, U, False, None)[0]
+            loss = driver.run_pass(-1, U, False, None)[0]
         return loss, A, V, diag
 
     U = np.array(U0, dtype=np.float64)
@@ -303,24 +366,24 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         started = time.perf_counter()
         change = 0.0
         if cfg.fit_u:
-            data = batches[(it - 1) % len(batches)]
+            data_id = (it - 1) % n_batches
             if cfg.release is not None:
                 A, V = cfg.release(A, V, it)
             if cfg.u_solver == "exact" or cfg.block_statistics is not None:
                 U_ls = solve_exact(A, V)
             else:
-                U_ls, n_cg = solve_cg(driver.cg_matvec(data), V, diag, U, rtol=cfg.cg_tol, maxiter=cfg.cg_maxiter)
+                U_ls, n_cg = solve_cg(driver.cg_matvec(data_id), V, diag, U, rtol=cfg.cg_tol, maxiter=cfg.cg_maxiter)
                 cg_iters.append(n_cg)
             if cfg.task_step.fit_w:
                 U_new, R = orthonormalize(U_ls)
-                driver.W = driver.W @ R.T
+                driver.rotate(R)
                 change = float(np.linalg.norm(U_new - U @ (U.T @ U_new)))
             else:
                 change = float(np.linalg.norm(U_ls - U) / max(np.linalg.norm(U), 1e-300))
                 U_new = U_ls
             U = U_new
         prev = loss
-        loss, A, V, diag = per_task_pass(it % len(batches), U)
+        loss, A, V, diag = per_task_pass(it % n_batches, U)
         n_iter = it
         history.append(loss)
         times.append(time.perf_counter() - started)
@@ -331,7 +394,8 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
         if cfg.early_stopping and (loss <= floor or rel <= cfg.tol or (cfg.fit_u and change <= cfg.tol)):
             converged = True
             break
-    return AMHTResult(U=U, W=driver.W, idx=driver.idx, val=driver.val * driver.active, n_iter=n_iter,
+    W, idx, val = driver.state()
+    return AMHTResult(U=U, W=W, idx=idx, val=val, n_iter=n_iter,
                       loss_history=np.asarray(history), initial_loss=initial_loss, converged=converged,
                       subspace_changes=np.asarray(changes), cg_iterations=cg_iters,
                       iteration_times=np.asarray(times))

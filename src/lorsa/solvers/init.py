@@ -16,7 +16,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from .shared_step import orthonormalize
 
-__all__ = ["random_basis", "moments_basis"]
+__all__ = ["random_basis", "moments_basis", "moments_matrix", "top_eigenvectors"]
 
 
 def random_basis(d: int, r: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,14 +38,7 @@ def moments_basis(X: np.ndarray, y: np.ndarray, r: int, dense_limit: int = 1024,
     """
     N, d = X.shape
     if d <= dense_limit:
-        M = np.zeros((d, d))
-        for start in range(0, N, chunk_rows):
-            Xc = X[start:start + chunk_rows]
-            yy = (y[start:start + chunk_rows] ** 2).astype(Xc.dtype)
-            M += (Xc.T @ (Xc * yy[:, None])).astype(np.float64)
-        M /= max(N, 1)
-        _, vecs = np.linalg.eigh(0.5 * (M + M.T))
-        U = vecs[:, ::-1][:, :r]
+        U = top_eigenvectors(moments_matrix(X, y, chunk_rows) / max(N, 1), r)
     else:
         def matvec(v: np.ndarray) -> np.ndarray:
             out = np.zeros(d)
@@ -59,3 +52,21 @@ def moments_basis(X: np.ndarray, y: np.ndarray, r: int, dense_limit: int = 1024,
         U = vecs[:, np.argsort(vals)[::-1]]
     Q, _ = orthonormalize(U)
     return Q
+
+
+def moments_matrix(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """``sum_j y_j^2 x_j x_j^T`` over the rows (float64, (d, d)), accumulated over chunks of rows: additive over any
+    split of the rows, so a distributed engine sums it over partitions."""
+    d = X.shape[1]
+    M = np.zeros((d, d))
+    for start in range(0, X.shape[0], chunk_rows):
+        Xc = X[start:start + chunk_rows]
+        yy = (y[start:start + chunk_rows] ** 2).astype(Xc.dtype)
+        M += (Xc.T @ (Xc * yy[:, None])).astype(np.float64)
+    return M
+
+
+def top_eigenvectors(M: np.ndarray, r: int) -> np.ndarray:
+    """The ``r`` leading eigenvectors of the symmetric ``M`` (columns, largest first)."""
+    _, vecs = np.linalg.eigh(0.5 * (M + M.T))
+    return vecs[:, ::-1][:, :r]

@@ -1,0 +1,198 @@
+"""The iteration driver of the dask engine: a :class:`lorsa.solvers.amht.Driver` whose state lives on workers.
+
+Every pass submits one task per resident partition, pinned to the worker that holds the partition's blocks
+(``workers=[holder], allow_other_workers=False``: no work stealing, so the per-task state stays next to its
+blocks), and sums the partial results in a fixed binary tree (``client.submit`` of pairwise sums, partition
+order), so the same data and seed give identical bits run after run. ``U`` is scattered once per pass (broadcast);
+a CG step costs one such round trip per CG iteration. The U solve itself runs here, on the driver, in
+:func:`lorsa.solvers.amht.run_amht` unchanged.
+
+Faults. While waiting, the driver checks that the workers its tasks are pinned to are alive. When one is gone its
+partitions are given to the live workers with the fewest partitions and the request is submitted again: dask
+recomputes the lost blocks from their source partitions (the futures' lineage: read, shuffle, build), and the
+partition's per-task state, found missing, is re-fitted from the current ``U`` (:mod:`.state`). A task that keeps
+killing workers (e.g. out of memory) surfaces as a clear error instead of a hang.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from ...solvers.amht import AMHTConfig
+from ...solvers.row_sparsity import merge_row_candidates, row_sparsity_cutoff
+from . import state as worker_state
+
+__all__ = ["DaskDriver", "tree_reduce", "WorkerLost"]
+
+
+class WorkerLost(RuntimeError):
+    """A worker holding partitions left the cluster while a request was running."""
+
+
+def sum_in_order(combine: Callable[[Any, Any], Any], *parts: Any) -> Any:
+    """``combine`` folded left to right over ``parts`` (a fixed order, hence fixed bits)."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = combine(out, part)
+    return out
+
+
+def tree_reduce(client: Any, futures: list, combine: Callable[[Any, Any], Any], fan_in: int = 8) -> list:
+    """Reduce ``futures`` on the workers in a fixed tree (groups of ``fan_in`` consecutive partitions, summed in
+    order) until at most ``fan_in`` remain; the caller gathers those and folds them in order
+    (:func:`sum_in_order`) — the last level of the tree, on the driver."""
+    level = list(futures)
+    while len(level) > fan_in:
+        level = [client.submit(sum_in_order, combine, *level[i:i + fan_in], pure=False)
+                 for i in range(0, len(level), fan_in)]
+    return level
+
+
+def _alive(client: Any) -> set[str]:
+    return set(client.scheduler_info(n_workers=-1)["workers"])
+
+
+class DaskDriver:
+    """Passes over resident partitions (see the module docstring).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    partitions : list of Future
+        One :class:`lorsa.backends.dask.partition.PartitionData` per partition, persisted.
+    holders : list of str
+        Worker address holding each partition.
+    config : AMHTConfig
+    poll : float
+        Seconds between liveness checks while waiting.
+    """
+
+    def __init__(self, client: Any, partitions: list, holders: list[str], config: AMHTConfig,
+                 poll: float = 0.5, max_recoveries: int = 10) -> None:
+        self.client = client
+        self.partitions = partitions
+        self.holders = list(holders)
+        self.config = config
+        # the workers get the settings without the release hook (noise is added here, on the driver, only)
+        [self.worker_config] = client.scatter([replace(config, release=None)], broadcast=True, hash=False)
+        self.poll = poll
+        self.max_recoveries = max_recoveries
+        self.fit_id = uuid.uuid4().hex
+        self.version = -1
+        self.rotation: np.ndarray | None = None
+        self.U_last: np.ndarray | None = None
+        self.recovered = 0
+        self.lost_workers: list[str] = []
+        self.requests = 0
+
+    # ------------------------------------------------------------------ plumbing
+    def _request(self, fn: Callable[..., Any], args: tuple, combine: Callable[..., Any] | None) -> Any:
+        """Run ``fn(partition, *args)`` on every partition where it lives and reduce (or gather, without
+        ``combine``); re-submitted after a lost worker."""
+        from distributed import wait
+
+        for _attempt in range(self.max_recoveries + 1):
+            self.requests += 1
+            futures = [self.client.submit(fn, part, *args, workers=[holder], allow_other_workers=False, pure=False)
+                       for part, holder in zip(self.partitions, self.holders, strict=True)]
+            top = tree_reduce(self.client, futures, combine) if combine else futures
+            try:
+                while True:
+                    try:
+                        wait(top, timeout=self.poll)
+                        break
+                    except TimeoutError:
+                        alive = _alive(self.client)
+                        dead = sorted(set(self.holders) - alive)
+                        if dead:
+                            raise WorkerLost(", ".join(dead)) from None
+                results = self.client.gather(top)
+                return sum_in_order(combine, *results) if combine else results
+            except WorkerLost as lost:
+                self.client.cancel(futures + top, force=True)
+                self._reassign(str(lost))
+            except Exception as exc:
+                if type(exc).__name__ == "KilledWorker":
+                    raise MemoryError(
+                        f"a lorsa task on the dask cluster kept killing its worker ({exc}); the most common cause is "
+                        "a worker that cannot hold its partitions' blocks: add workers or memory, or use "
+                        "dtype='float32'") from exc
+                dead = sorted(set(self.holders) - _alive(self.client))
+                if not dead:
+                    raise
+                self.client.cancel(futures + top, force=True)
+                self._reassign(", ".join(dead))
+        raise RuntimeError(f"the dask cluster lost workers {self.max_recoveries + 1} times during one request; "
+                           f"lost so far: {self.lost_workers}")
+
+    def _reassign(self, lost: str) -> None:
+        """Give the partitions of departed workers to the live workers holding the fewest."""
+        alive = sorted(_alive(self.client))
+        if not alive:
+            raise RuntimeError(f"every dask worker left the cluster during the fit (last lost: {lost})")
+        self.lost_workers.append(lost)
+        load = {w: 0 for w in alive}
+        for h in self.holders:
+            if h in load:
+                load[h] += 1
+        for p, h in enumerate(self.holders):
+            if h not in load:
+                new = min(alive, key=lambda w: (load[w], w))
+                load[new] += 1
+                self.holders[p] = new
+
+    # ------------------------------------------------------------------ Driver protocol
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any
+                 ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        [U_shared] = self.client.scatter([np.asarray(U)], broadcast=True, hash=False)
+        rotation = self.rotation if run_task_step else None
+        args = (self.fit_id, self.version, U_shared, rotation, key, run_task_step, stats, self.worker_config)
+        out = self._request(worker_state.partition_pass, args, worker_state.add_outputs)
+        if run_task_step:
+            self.version += 1
+            self.rotation = None
+            self.U_last = np.array(U)
+        self.recovered += out.recovered
+        return out.loss, out.A, out.V, out.diag
+
+    def cg_matvec(self, key: int) -> Callable[[np.ndarray], np.ndarray]:
+        def matvec(D: np.ndarray) -> np.ndarray:
+            return self._request(worker_state.partition_matvec,
+                                 (self.fit_id, self.version, key, D, self.worker_config, self.U_last),
+                                 worker_state.add_outputs)
+        return matvec
+
+    def rotate(self, R: np.ndarray) -> None:
+        self.rotation = R if self.rotation is None else R @ self.rotation
+
+    def project_row_sparsity(self, zeta: int) -> None:
+        cands = self._request(worker_state.partition_row_candidates,
+                              (self.fit_id, self.version, zeta, self.worker_config, self.U_last),
+                              partial(merge_row_candidates, zeta=zeta))
+        cutoff = row_sparsity_cutoff(cands, zeta)
+        self._request(worker_state.partition_apply_row_cutoff,
+                      (self.fit_id, self.version, cutoff, self.worker_config, self.U_last), None)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = self._request(worker_state.partition_state,
+                              (self.fit_id, self.version, self.worker_config, self.U_last), None)
+        t = int(sum(p[0].shape[0] for p in parts))
+        W = np.zeros((t, self.config.rank))
+        idx = np.zeros((t, self.config.sparsity), dtype=np.int64)
+        val = np.zeros((t, self.config.sparsity))
+        for ids, w, i, x in parts:
+            W[ids], idx[ids], val[ids] = w, i, x
+        return W, idx, val
+
+    def close(self) -> None:
+        """Free the per-task state on every worker."""
+        try:
+            self.client.run(worker_state.drop_fit, self.fit_id)
+        except Exception:  # pragma: no cover - a cluster shutting down
+            pass
