@@ -33,7 +33,7 @@ AGREE = 1e-8
 @pytest.fixture(scope="module")
 def client():
     with dask.config.set({"distributed.scheduler.allowed-failures": 10}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                memory_limit="2GiB")
         with Client(cluster) as c:
             yield c
@@ -201,12 +201,12 @@ def test_killed_worker_does_not_lose_the_fit(client, recoverable):
     ddf = dd.from_pandas(df, npartitions=4, sort=False)
     params = dict(rank=1, sparsity=2, engine="numpy", random_state=0, u_solver="exact")
     quiet = LRSRegressor(**params).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"])
-    victim = sorted(client.scheduler_info(n_workers=-1)["workers"])[0]
-    pid = client.run(os.getpid, workers=[victim])[victim]
+    pids = client.run(os.getpid)
 
     def kill(iteration, loss, change):
-        if iteration == 2:
-            os.kill(pid, signal.SIGKILL)   # the worker process dies with its blocks and per-task state
+        if iteration == 2:   # the worker holding this fit's first partition dies with its blocks and state
+            held = [w for key, ws in client.who_has().items() if str(key).startswith("build_partition") for w in ws]
+            os.kill(pids[sorted(held)[0]], signal.SIGKILL)
             time.sleep(0.2)
 
     hit = LRSRegressor(**params).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"], callback=kill)
@@ -228,3 +228,62 @@ def test_sample_weight_agrees(client, problem):
     ddf = dd.from_pandas(df, npartitions=3, sort=False)
     est = LRSRegressor(**params).fit(ddf[FEATURES], ddf["y"], ddf["task"], sample_weight=ddf["w"])
     _assert_agree(ref, est, df)
+
+
+def test_private_fit_clips_on_workers_and_adds_noise_on_the_driver(client, recoverable):
+    """Same seed (reproducible, NOT private: needed to compare) -> the same noise on the driver; the clipped
+    statistics come from the workers, so the private U agrees with the in-memory private fit to round-off."""
+    from lorsa.privacy import PrivateLRSRegressor
+
+    df = _table(recoverable)
+    params = dict(rank=1, sparsity=2, epsilon=4.0, delta=1e-5, max_iter=3, random_state=7, reproducible=True,
+                  max_rows=30)
+    ref = PrivateLRSRegressor(**params).fit(df[FEATURES], df["y"].to_numpy(), df["task"].to_numpy())
+    ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    est = PrivateLRSRegressor(**params).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"])
+    assert np.max(np.abs(np.abs(est.U_.T @ ref.U_) - 1)) <= 1e-8
+    _assert_agree(ref, est, df)
+    assert est.privacy_report_.to_dict() == ref.privacy_report_.to_dict()
+    assert not hasattr(est, "distributed_") and est.loss_history_.size == 0   # nothing data-dependent kept
+    with pytest.raises(NotImplementedError, match="init='moments'"):
+        PrivateLRSRegressor(rank=1, init="moments", epsilon=1.0).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"])
+
+
+def test_cli_fit_predict_adapt_on_the_cluster(client, recoverable, tmp_path, capsys):
+    """``--scheduler ADDRESS`` with a Parquet directory: the same model as the in-memory CLI on the same rows, the
+    predictions written by the workers as a Parquet directory, new tasks adapted on the workers."""
+    from lorsa.cli import main
+
+    df = _table(recoverable, string_ids=True)
+    df.insert(0, "row_id", np.arange(len(df)))
+    parts = tmp_path / "samples"
+    parts.mkdir()
+    cuts = np.linspace(0, len(df), 4).astype(int)
+    for i in range(3):    # every task's rows spread over the three files
+        df.iloc[cuts[i]:cuts[i + 1]].to_parquet(parts / f"part-{i}.parquet", index=False)
+    df.to_parquet(tmp_path / "all.parquet", index=False)
+    common = ["--task-column", "task", "--target-column", "y", "--features", *FEATURES, "--rank", "1",
+              "--sparsity", "2", "--max-iter", "6", "--quiet"]
+    sched = ["--scheduler", client.scheduler.address]
+    assert main(["fit", str(parts), "-o", str(tmp_path / "d.npz"), *common, *sched]) == 0
+    assert main(["fit", str(tmp_path / "all.parquet"), "-o", str(tmp_path / "m.npz"), *common]) == 0
+    assert main(["predict", str(tmp_path / "d.npz"), str(parts / "*.parquet"), "-o", str(tmp_path / "pred"),
+                 "--keep-columns", "row_id", *sched]) == 0
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "all.parquet"), "-o",
+                 str(tmp_path / "pred.parquet"), "--keep-columns", "row_id", "--quiet"]) == 0
+    written = sorted((tmp_path / "pred").glob("*.parquet"))
+    assert len(written) == 3
+    ours = pd.concat([pd.read_parquet(f) for f in written]).sort_values("row_id")
+    ref = pd.read_parquet(tmp_path / "pred.parquet").sort_values("row_id")
+    np.testing.assert_allclose(ours["prediction"].to_numpy(), ref["prediction"].to_numpy(), rtol=0, atol=AGREE)
+    new = _table(make_lrs_regression(n_tasks=5, n_samples=25, n_features=D, rank=1, sparsity=2, row_sparsity=None,
+                                     random_state=11), seed=2)
+    new["task"] = [f"new-{t}" for t in new["task"]]
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    assert main(["adapt", str(tmp_path / "d.npz"), str(tmp_path / "new.parquet"), "-o", str(tmp_path / "a.npz"),
+                 "--quiet", *sched]) == 0
+    adapted = LRSRegressor.load(tmp_path / "a.npz")
+    assert adapted.tasks_.shape[0] == len(set(df["task"])) + 5
+    capsys.readouterr()
+    assert main(["fit", str(parts), "-o", str(tmp_path / "x.npz"), *common, "--scheduler", "local:zero"]) == 2
+    assert "local:N needs a number of worker processes" in capsys.readouterr().err

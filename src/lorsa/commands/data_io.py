@@ -27,6 +27,7 @@ from ._common import (
     positive_int,
     say,
 )
+from .distributed_io import add_scheduler_option, run_adapt_distributed, run_fit_distributed, run_predict_distributed
 
 __all__ = ["register", "save_with_columns", "read_columns"]
 
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_seed(fit, "of the initial U (same seed, same model); ignored with --epsilon")
     _privacy_options(fit)
     add_quiet(fit)
+    add_scheduler_option(fit)
     fit.set_defaults(func=cli_errors(run_fit))
 
     predict = sub.add_parser("predict", help="predict every row of a CSV/Parquet file with its task's model",
@@ -87,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="name of the prediction column in the output")
     add_seed(predict, "unused (prediction is deterministic); accepted so every command takes one")
     add_quiet(predict)
+    add_scheduler_option(predict)
     predict.set_defaults(func=cli_errors(run_predict))
 
     adapt = sub.add_parser("adapt", help="fit new tasks from their rows against a saved model's U",
@@ -103,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     adapt.add_argument("--max-iter", type=positive_int, default=100, metavar="L", help="cap on per-task passes")
     add_seed(adapt, "unused (adaptation is deterministic); accepted so every command takes one")
     add_quiet(adapt)
+    add_scheduler_option(adapt)
     adapt.set_defaults(func=cli_errors(run_adapt))
 
 
@@ -241,6 +245,8 @@ def _iteration_progress(total: int) -> _IterationProgress | None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    if args.scheduler is not None:
+        return run_fit_distributed(args)
 
     from .._files import check_not_an_input, check_writable_target
     from ..model import LRSRegressor
@@ -394,6 +400,8 @@ def _check_features_match(est: Any, table: Any, path: str) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    if args.scheduler is not None:
+        return run_predict_distributed(args)
     import numpy as np
     import pandas as pd
 
@@ -454,6 +462,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
+    if args.scheduler is not None:
+        return run_adapt_distributed(args)
     import numpy as np
     import scipy.sparse as sp
 

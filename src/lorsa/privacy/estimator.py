@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
+from ..backends.dask import any_dask
 from ..data import RaggedTasks, encode_tasks
 from ..io import read_model_file, write_model_file
 from ..model import LRSRegressor
@@ -244,6 +245,10 @@ class PrivateLRSRegressor(LRSRegressor):
             Called after every iteration (e.g. a progress bar); ``objective`` is always NaN (the training loss is
             not private), ``subspace_change`` is a function of the published U's.
         """
+        if any_dask(X, y, tasks):
+            from ..backends.dask.private import fit_private_dask
+
+            return fit_private_dask(self, X, y, tasks, callback)
         X = v.check_features(X)
         d = X.shape[1]
         config, dtype = self._check_params(d)
@@ -254,33 +259,14 @@ class PrivateLRSRegressor(LRSRegressor):
         unique, index = encode_tasks(labels)
         X, y = _drop_overflowing_users(X, y, index, unique.shape[0])
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0])
-        r, L = config.rank, config.max_iter
+        r = config.rank
         # no small-task warning: whether (and which) users have fewer than r + k rows is not private
         rng = v.check_random_state(self.random_state)
         moments = isinstance(self.init, str) and self.init == "moments"
-        # a data-independent start (Haar-random, or a given array, which must not depend on the private data), drawn
-        # first as in LRSRegressor; the private method of moments comes later, with the noise seed
-        U0 = None if moments else self._initial_basis(X, y, r, rng)
-        seed = _noise_seed(rng if self.reproducible or math.isinf(eps) else None)
-
-        if math.isinf(eps):
-            warnings.warn("epsilon=inf: no noise is added, this model is NOT differentially private",
-                          UserWarning, stacklevel=2)
-            release, report, z0 = GaussianRelease(0.0, 0.0, seed), None, None
-        else:
-            share = self.init_budget_share if moments else None
-            release, report, z0 = private_release(bounds, eps, delta, L, self.accountant, share, seed,
-                                                  known_seed=self.reproducible, share_A=self.budget_share_A)
+        U0, config, release, z0, seed = self._private_plan(config, eps, delta, bounds, rng, moments, X, y)
         if moments:
             U0 = private_moments_basis(data, r, bounds, z0, seed)
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
-        # no restarts of stuck tasks: their test compares a user's objective with the other users' (a block median),
-        # so one user's data would move another user's (w_i, b_i) and its clipped contribution to the statistics,
-        # which the per-user sensitivity bound does not allow; the exchange step is per user and stays
-        step = TaskStepConfig(**{**config.task_step.__dict__, "restart_factor": 0.0})
-        config = AMHTConfig(**{**config.__dict__, "u_solver": "exact", "tol": 0.0, "early_stopping": False,
-                               "block_statistics": ClippedStatistics(bounds),
-                               "release": release, "task_step": step})
         backend = self._backend()
         try:
             result = fit_amht(batches, U0, np.zeros((unique.shape[0], r)), config, backend=backend,
@@ -288,12 +274,43 @@ class PrivateLRSRegressor(LRSRegressor):
                               callback=_public_callback(callback, self.verbose))
         finally:
             getattr(backend, "close", lambda: None)()
+        return self._set_private_fit(result, unique, d, config, release, bounds)
+
+    def _private_plan(self, config: AMHTConfig, eps: float, delta: float, bounds: ClippingBounds,
+                      rng: np.random.Generator, moments: bool, X: np.ndarray, y: np.ndarray) -> tuple[Any, ...]:
+        """``(U0, config, (release, report), z0, seed)`` of a private fit, before any pass over the data: the
+        data-independent start (``None`` for the private moments), the loop's settings with the clipped statistics
+        and the noisy release, the calibrated noise. Shared with the dask engine (:mod:`lorsa.backends.dask`)."""
+        r, L = config.rank, config.max_iter
+        # a data-independent start (Haar-random, or a given array, which must not depend on the private data), drawn
+        # first as in LRSRegressor; the private method of moments comes later, with the noise seed
+        U0 = None if moments else self._initial_basis(X, y, r, rng)
+        seed = _noise_seed(rng if self.reproducible or math.isinf(eps) else None)
+        if math.isinf(eps):
+            warnings.warn("epsilon=inf: no noise is added, this model is NOT differentially private",
+                          UserWarning, stacklevel=3)
+            release, report, z0 = GaussianRelease(0.0, 0.0, seed), None, None
+        else:
+            share = self.init_budget_share if moments else None
+            release, report, z0 = private_release(bounds, eps, delta, L, self.accountant, share, seed,
+                                                  known_seed=self.reproducible, share_A=self.budget_share_A)
+        # no restarts of stuck tasks: their test compares a user's objective with the other users' (a block median),
+        # so one user's data would move another user's (w_i, b_i) and its clipped contribution to the statistics,
+        # which the per-user sensitivity bound does not allow; the exchange step is per user and stays
+        step = TaskStepConfig(**{**config.task_step.__dict__, "restart_factor": 0.0})
+        config = AMHTConfig(**{**config.__dict__, "u_solver": "exact", "tol": 0.0, "early_stopping": False,
+                               "block_statistics": ClippedStatistics(bounds),
+                               "release": release, "task_step": step})
+        return U0, config, (release, report), z0, seed
+
+    def _set_private_fit(self, result: Any, unique: np.ndarray, d: int, config: AMHTConfig,
+                         release: tuple[Any, Any], bounds: ClippingBounds) -> PrivateLRSRegressor:
         self._set_fitted(result, unique, d, config)
         self.loss_history_ = np.zeros(0)  # computed from all users' data without noise: not exposed
         self.iteration_times_ = np.zeros(0)  # the fit time depends on the data: not exposed either
         self.initial_loss_ = math.nan
         self.converged_ = False
-        self.privacy_report_ = report
+        self.privacy_report_ = release[1]
         self.clipping_bounds_ = bounds
         return self
 

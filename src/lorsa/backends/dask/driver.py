@@ -2,10 +2,10 @@
 
 Every pass submits one task per resident partition, pinned to the worker that holds the partition's blocks
 (``workers=[holder], allow_other_workers=False``: no work stealing, so the per-task state stays next to its
-blocks), and sums the partial results in a fixed binary tree (``client.submit`` of pairwise sums, partition
-order), so the same data and seed give identical bits run after run. ``U`` is scattered once per pass (broadcast);
-a CG step costs one such round trip per CG iteration. The U solve itself runs here, on the driver, in
-:func:`lorsa.solvers.amht.run_amht` unchanged.
+blocks), and sums the partial results in a fixed tree (groups of consecutive partitions summed in order on the
+workers, the last level here), so the same data and seed give identical bits run after run. ``U`` (d x r
+numbers) goes out with each partition's task; a CG step costs one such round trip per CG iteration. The U solve
+itself runs here, on the driver, in :func:`lorsa.solvers.amht.run_amht` unchanged.
 
 Faults. While waiting, the driver checks that the workers its tasks are pinned to are alive. When one is gone its
 partitions are given to the live workers with the fewest partitions and the request is submitted again: dask
@@ -80,7 +80,7 @@ class DaskDriver:
         self.holders = list(holders)
         self.config = config
         # the workers get the settings without the release hook (noise is added here, on the driver, only)
-        [self.worker_config] = client.scatter([replace(config, release=None)], broadcast=True, hash=False)
+        self.worker_config = replace(config, release=None)
         self.poll = poll
         self.max_recoveries = max_recoveries
         self.fit_id = uuid.uuid4().hex
@@ -90,15 +90,20 @@ class DaskDriver:
         self.recovered = 0
         self.lost_workers: list[str] = []
         self.requests = 0
+        self.bytes_sent = 0       # arrays in the requests' arguments (U, CG direction, R) per task: driver -> workers
+        self.bytes_received = 0   # reduced results gathered, workers -> driver
 
     # ------------------------------------------------------------------ plumbing
     def _request(self, fn: Callable[..., Any], args: tuple, combine: Callable[..., Any] | None) -> Any:
         """Run ``fn(partition, *args)`` on every partition where it lives and reduce (or gather, without
         ``combine``); re-submitted after a lost worker."""
+        from dask.sizeof import sizeof
         from distributed import wait
 
+        arg_bytes = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
         for _attempt in range(self.max_recoveries + 1):
             self.requests += 1
+            self.bytes_sent += arg_bytes * len(self.partitions)
             futures = [self.client.submit(fn, part, *args, workers=[holder], allow_other_workers=False, pure=False)
                        for part, holder in zip(self.partitions, self.holders, strict=True)]
             top = tree_reduce(self.client, futures, combine) if combine else futures
@@ -113,6 +118,7 @@ class DaskDriver:
                         if dead:
                             raise WorkerLost(", ".join(dead)) from None
                 results = self.client.gather(top)
+                self.bytes_received += int(sizeof(results))
                 return sum_in_order(combine, *results) if combine else results
             except WorkerLost as lost:
                 self.client.cancel(futures + top, force=True)
@@ -150,9 +156,9 @@ class DaskDriver:
     # ------------------------------------------------------------------ Driver protocol
     def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any
                  ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        [U_shared] = self.client.scatter([np.asarray(U)], broadcast=True, hash=False)
         rotation = self.rotation if run_task_step else None
-        args = (self.fit_id, self.version, U_shared, rotation, key, run_task_step, stats, self.worker_config)
+        # U (d x r) travels inside each partition's task: a scatter would wait for a worker that just died
+        args = (self.fit_id, self.version, np.asarray(U), rotation, key, run_task_step, stats, self.worker_config)
         out = self._request(worker_state.partition_pass, args, worker_state.add_outputs)
         if run_task_step:
             self.version += 1

@@ -52,7 +52,8 @@ def run_resident(client: Any, data: ResidentData, U0: np.ndarray, config: AMHTCo
         driver.close()
     info = {"n_partitions": len(data.partitions), "n_workers": len(set(data.holders)), "shuffled": data.shuffled,
             "recovered_partitions": driver.recovered, "lost_workers": list(driver.lost_workers),
-            "requests": driver.requests, "partition_bytes": [int(s.nbytes) for s in data.summaries]}
+            "requests": driver.requests, "bytes_sent": driver.bytes_sent, "bytes_received": driver.bytes_received,
+            "partition_bytes": [int(s.nbytes) for s in data.summaries], "holders": list(driver.holders)}
     return result, info
 
 

@@ -155,10 +155,9 @@ def check_memory(client: Any, needed: dict[str, float] | float, what: str) -> No
 
 
 def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str, split: int, seed: int | None,
-           moments: bool, npartitions: int | None = None) -> ResidentData:
+           moments: bool, npartitions: int | None = None, private: bool = False) -> ResidentData:
     """Labels and counts to the driver, rows grouped by task (dask's shuffle when needed), blocks built and
     persisted on the workers."""
-    import dask
     from distributed import wait
 
     labels, counts, partitioned = _labels_and_counts(frame)
@@ -171,12 +170,17 @@ def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str
     shuffled = not partitioned or (npartitions is not None and npartitions != frame.npartitions)
     if shuffled:
         frame = frame.shuffle(TASK, npartitions=npartitions or frame.npartitions)
-    labels_shared = dask.delayed(labels, name=f"lorsa-labels-{dask.base.tokenize(labels)}")
-    build = dask.delayed(build_partition, pure=True)
-    parts = [build(part, p, labels_shared, features, dtype, layout, split, seed, moments)
-             for p, part in enumerate(frame.to_delayed())]
-    futures = client.compute(parts)
+    # one build task per partition, partition p on worker p mod n (equal shares: a hash shuffle makes partitions of
+    # about equal size), the raw partition released once its blocks exist
+    workers = sorted(_memory_limits(client))
+    # the labels as a task (recomputable, unlike scattered data: a rebuilt partition may need them again)
+    labels_shared = client.submit(np.asarray, labels, pure=False)
+    raw = client.compute(frame.to_delayed())
+    futures = [client.submit(build_partition, part, p, labels_shared, features, dtype, layout, split, seed, moments,
+                             private, workers=[workers[p % len(workers)]], allow_other_workers=True, pure=False)
+               for p, part in enumerate(raw)]
     wait(futures)
+    del raw
     summaries = client.gather([client.submit(summarize_partition, f, pure=False) for f in futures])
     keep = [i for i, s in enumerate(summaries) if s.n_tasks > 0]
     futures = [futures[i] for i in keep]

@@ -87,12 +87,13 @@ def _nbytes(data: RaggedTasks) -> int:
 
 
 def build_partition(frame, part: int, labels: np.ndarray, features: list, dtype: str, layout: str,
-                    split: int, seed: int | None, moments: bool) -> PartitionData:
+                    split: int, seed: int | None, moments: bool, private: bool = False) -> PartitionData:
     """Blocks of one shuffled partition (a pandas DataFrame with the feature columns, ``TARGET``, ``TASK``, ``ROW``
     and optionally ``WEIGHT``, row weights: rows scaled by ``sqrt(w_j)`` as in memory).
 
     ``labels`` are all tasks' sorted labels (the model's ``tasks_``); ``split > 1`` cuts every task's rows into
-    that many random batches with a generator seeded by ``(seed, part)``.
+    that many random batches with a generator seeded by ``(seed, part)``. ``private``: the rows of every user whose
+    per-task step would overflow are zeroed, as in memory (a decision on that user's rows only).
     """
     if ROW in frame.columns:
         frame = frame.sort_values(ROW, kind="stable")
@@ -110,6 +111,10 @@ def build_partition(frame, part: int, labels: np.ndarray, features: list, dtype:
         raw = raw.astype(labels.dtype)
     global_index = np.searchsorted(labels, raw).astype(np.int64)
     task_ids, local = encode_tasks(global_index)
+    if private:
+        from ...privacy.estimator import _drop_overflowing_users
+
+        X, y = _drop_overflowing_users(X, y, local, task_ids.shape[0])
     data = RaggedTasks.from_arrays(X, y, local, task_ids.shape[0], layout="rows" if split > 1 else layout)
     batches, full = [data], None
     if split > 1:
