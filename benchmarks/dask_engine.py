@@ -91,11 +91,11 @@ def summary(est) -> dict:
 
 # --------------------------------------------------------------------------------------------------- one run
 def run_threads(t: int, chunks: int, max_iter: int, seed: int, model_path: str) -> dict:
-    parts = [chunk_arrays(seed, c, t // chunks) for c in range(chunks)]
-    X = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    tasks = np.concatenate([p[2] for p in parts])
-    del parts
+    n = t // chunks
+    X, y, tasks = np.empty((n * chunks * M, D)), np.empty(n * chunks * M), np.empty(n * chunks * M, np.int64)
+    for c in range(chunks):   # filled chunk by chunk: the data are never held twice
+        rows = slice(c * n * M, (c + 1) * n * M)
+        X[rows], y[rows], tasks[rows] = chunk_arrays(seed, c, n)
     est = estimator(max_iter).fit(X, y, tasks)
     est.save(model_path)
     return {**summary(est), "peak_rss": peak_rss(), "data_bytes": int(X.nbytes + y.nbytes)}
@@ -282,7 +282,7 @@ def main() -> None:
     results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python " \
                          f"{platform.python_version()}"
     for t in sizes:
-        chunks = 16 if t <= 200_000 else 32
+        chunks = 16
         row = measure_size(t, chunks, 3 if args.quick else args.max_iter, args.seed, args.out,
                            extra_sections=t == min(sizes))
         results["sizes"] = [r for r in results["sizes"] if r["tasks"] != t] + [row]

@@ -77,23 +77,30 @@ def _pair(df: pd.DataFrame, npartitions: int = 4, **params):
     return ref, est, ddf
 
 
-def _assert_agree(ref, est, df):
+def _assert_agree(ref, est, df, same_iterations=True):
     np.testing.assert_array_equal(est.tasks_, ref.tasks_)
     p_ref = ref.predict(df[FEATURES], df["task"].to_numpy())
     p_dask = est.predict(df[FEATURES], df["task"].to_numpy())
     assert np.max(np.abs(p_ref - p_dask)) <= AGREE
-    assert est.n_iter_ == ref.n_iter_
+    if same_iterations:
+        assert est.n_iter_ == ref.n_iter_
 
 
 @pytest.mark.parametrize("layout,u_solver", [("auto", "exact"), ("rows", "cg"), ("gram", "exact")])
-def test_agrees_with_in_memory(client, problem, layout, u_solver):
-    """Six iterations of the same fit (agreement does not need convergence; it keeps the test short)."""
-    df = _table(problem, string_ids=layout == "gram")
+def test_agrees_with_in_memory(client, problem, recoverable, layout, u_solver):
+    """Six iterations of the same fit (agreement does not need convergence; it keeps the test short).
+
+    The gram case runs to convergence instead: with Gram blocks subspace pursuit restarts stuck tasks early in the
+    fit, and its test compares a task with the median of its block (issue 14's rule), whose tasks differ between a
+    partition and the whole data; the iterates then differ on the way (1.7e-3 after 6 iterations here) and agree
+    where both fits end, at the noiseless optimum."""
+    gram = layout == "gram"
+    df = _table(recoverable if gram else problem, string_ids=gram)
     ref, est, _ = _pair(df, rank=1, sparsity=2, layout=layout, u_solver=u_solver, engine="numpy", random_state=0,
-                        max_iter=6)
-    _assert_agree(ref, est, df)
+                        max_iter=100 if gram else 6)
+    _assert_agree(ref, est, df, same_iterations=not gram)
     assert est.distributed_["shuffled"] and est.distributed_["n_partitions"] >= 2
-    assert est.tasks_.dtype.kind == ("U" if layout == "gram" else "i")
+    assert est.tasks_.dtype.kind == ("U" if gram else "i")
 
 
 def test_same_bits_twice_and_saved_model(client, problem, tmp_path):
@@ -109,6 +116,17 @@ def test_same_bits_twice_and_saved_model(client, problem, tmp_path):
     loaded = LRSRegressor.load(tmp_path / "m.npz")
     X, t = df[FEATURES], df["task"].to_numpy()
     np.testing.assert_array_equal(loaded.predict(X, t), fits[0].predict(X, t))
+
+
+def test_sample_splitting_is_reproducible(client, recoverable):
+    """Batches are drawn per partition (seeded by the estimator's seed and the partition): not the in-memory batches,
+    but the same ones on every run, and the fit descends as in memory."""
+    df = _table(recoverable)
+    ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    fits = [LRSRegressor(rank=1, sparsity=2, sample_split=2, engine="numpy", max_iter=5, tol=0.0,
+                         random_state=3).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"]) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].U_, fits[1].U_)
+    assert fits[0].loss_history_[-1] < 0.05 * fits[0].initial_loss_   # measured 0.016 after 5 iterations
 
 
 def test_row_sparsity_random_init_and_compiled_engine(client):
@@ -136,9 +154,11 @@ def test_dask_arrays_and_presorted_table(client, problem):
     np.testing.assert_allclose(lazy.compute(), est.predict(X, tasks), rtol=0, atol=1e-12)  # chunked BLAS calls
 
 
-def test_predict_is_lazy_and_aligned_adapt_on_workers(client, problem):
-    df = _table(problem, string_ids=True)
-    ref, est, ddf = _pair(df, rank=1, sparsity=2, engine="numpy", max_iter=6, random_state=0)
+def test_predict_is_lazy_and_aligned_adapt_on_workers(client, recoverable):
+    """Fitted to convergence (string ids put tasks with Gram blocks in other blocks than in memory: see
+    test_agrees_with_in_memory on restarts)."""
+    df = _table(recoverable, string_ids=True)
+    ref, est, ddf = _pair(df, rank=1, sparsity=2, engine="numpy", random_state=0)
     lazy = est.predict(ddf[FEATURES], tasks=ddf["task"])
     assert isinstance(lazy, dd.Series) and lazy.npartitions == ddf.npartitions
     out = lazy.compute()
@@ -237,7 +257,7 @@ def test_private_fit_clips_on_workers_and_adds_noise_on_the_driver(client, recov
 
     df = _table(recoverable)
     params = dict(rank=1, sparsity=2, epsilon=4.0, delta=1e-5, max_iter=3, random_state=7, reproducible=True,
-                  max_rows=30)
+                  max_rows=30)   # init="moments" (the default): the private method of moments, distributed too
     ref = PrivateLRSRegressor(**params).fit(df[FEATURES], df["y"].to_numpy(), df["task"].to_numpy())
     ddf = dd.from_pandas(df, npartitions=3, sort=False)
     est = PrivateLRSRegressor(**params).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"])
@@ -245,8 +265,6 @@ def test_private_fit_clips_on_workers_and_adds_noise_on_the_driver(client, recov
     _assert_agree(ref, est, df)
     assert est.privacy_report_.to_dict() == ref.privacy_report_.to_dict()
     assert not hasattr(est, "distributed_") and est.loss_history_.size == 0   # nothing data-dependent kept
-    with pytest.raises(NotImplementedError, match="init='moments'"):
-        PrivateLRSRegressor(rank=1, init="moments", epsilon=1.0).fit(ddf[FEATURES], ddf["y"], tasks=ddf["task"])
 
 
 def test_cli_fit_predict_adapt_on_the_cluster(client, recoverable, tmp_path, capsys):
@@ -263,7 +281,7 @@ def test_cli_fit_predict_adapt_on_the_cluster(client, recoverable, tmp_path, cap
         df.iloc[cuts[i]:cuts[i + 1]].to_parquet(parts / f"part-{i}.parquet", index=False)
     df.to_parquet(tmp_path / "all.parquet", index=False)
     common = ["--task-column", "task", "--target-column", "y", "--features", *FEATURES, "--rank", "1",
-              "--sparsity", "2", "--max-iter", "6", "--quiet"]
+              "--sparsity", "2", "--quiet"]   # to convergence (see test_agrees_with_in_memory on restarts)
     sched = ["--scheduler", client.scheduler.address]
     assert main(["fit", str(parts), "-o", str(tmp_path / "d.npz"), *common, *sched]) == 0
     assert main(["fit", str(tmp_path / "all.parquet"), "-o", str(tmp_path / "m.npz"), *common]) == 0

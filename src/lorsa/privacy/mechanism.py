@@ -419,16 +419,32 @@ def private_moments_basis(data: RaggedTasks, rank: int, bounds: ClippingBounds, 
     -------
     ndarray of shape (d, r), orthonormal columns.
     """
-    d = data.n_features
+    return noisy_moments_basis(clipped_moments(data.blocks, data.n_features, bounds), rank, bounds,
+                               noise_multiplier, seed)
+
+
+def clipped_moments(blocks: list, n_features: int, bounds: ClippingBounds) -> np.ndarray:
+    """``Σ_i clip_F(Σ_j ỹ_ij² x̃_ij x̃_ijᵀ, Δ_M)`` over the users of ``blocks`` (row blocks): additive over any split
+    of the users, so a distributed engine computes it where the rows are (:func:`private_moments_basis`)."""
     delta_M = bounds.moments_sensitivity()
-    M = np.zeros((d, d))
-    for block in data.blocks:  # a loop over blocks, not tasks
+    M = np.zeros((n_features, n_features))
+    for block in blocks:  # a loop over blocks, not tasks
         X = clip_rows(np.asarray(block.X, dtype=np.float64), bounds.A1)
         Z = X * clip_scalars(np.asarray(block.y, dtype=np.float64), bounds.A2)[:, :, None]
         M_i = block_gram(Z)
         if bounds.normalised:
             M_i = M_i / np.maximum(block.sizes, 1).astype(np.float64)[:, None, None]
         M += clip_frobenius(M_i, delta_M).sum(axis=0)
+    return M
+
+
+def noisy_moments_basis(M: np.ndarray, rank: int, bounds: ClippingBounds, noise_multiplier: float | None,
+                        seed: tuple[int, ...]) -> np.ndarray:
+    """The release of :func:`private_moments_basis`: ``M`` (:func:`clipped_moments`) plus the calibrated noise,
+    then its top-``r`` eigenvectors (on the driver only)."""
+    d = M.shape[0]
+    delta_M = bounds.moments_sensitivity()
+    M = np.array(M, dtype=np.float64)
     if noise_multiplier is not None:
         z0 = check_real("noise_multiplier", noise_multiplier, 0.0)
         if math.isinf(delta_M):

@@ -94,7 +94,8 @@ class DaskDriver:
         self.bytes_received = 0   # reduced results gathered, workers -> driver
 
     # ------------------------------------------------------------------ plumbing
-    def _request(self, fn: Callable[..., Any], args: tuple, combine: Callable[..., Any] | None) -> Any:
+    def _request(self, fn: Callable[..., Any], args: tuple, combine: Callable[..., Any] | None,
+                 partial_bytes: int = 0) -> Any:
         """Run ``fn(partition, *args)`` on every partition where it lives and reduce (or gather, without
         ``combine``); re-submitted after a lost worker."""
         from dask.sizeof import sizeof
@@ -106,7 +107,10 @@ class DaskDriver:
             self.bytes_sent += arg_bytes * len(self.partitions)
             futures = [self.client.submit(fn, part, *args, workers=[holder], allow_other_workers=False, pure=False)
                        for part, holder in zip(self.partitions, self.holders, strict=True)]
-            top = tree_reduce(self.client, futures, combine) if combine else futures
+            # small partials (a CG product, V): up to 32 gathered and summed here; large ones (A, (dr)^2) summed in
+            # groups of 8 on the workers first
+            fan_in = 8 if partial_bytes > 2**20 else 32
+            top = tree_reduce(self.client, futures, combine, fan_in) if combine else futures
             try:
                 while True:
                     try:
@@ -159,7 +163,9 @@ class DaskDriver:
         rotation = self.rotation if run_task_step else None
         # U (d x r) travels inside each partition's task: a scatter would wait for a worker that just died
         args = (self.fit_id, self.version, np.asarray(U), rotation, key, run_task_step, stats, self.worker_config)
-        out = self._request(worker_state.partition_pass, args, worker_state.add_outputs)
+        d_r = U.shape[0] * U.shape[1]
+        big = stats is not None and stats != "cg"
+        out = self._request(worker_state.partition_pass, args, worker_state.add_outputs, 8 * d_r * d_r if big else 0)
         if run_task_step:
             self.version += 1
             self.rotation = None

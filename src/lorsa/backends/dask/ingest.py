@@ -171,7 +171,8 @@ def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str
     if shuffled:
         frame = frame.shuffle(TASK, npartitions=npartitions or frame.npartitions)
     # one build task per partition, partition p on worker p mod n (equal shares: a hash shuffle makes partitions of
-    # about equal size), the raw partition released once its blocks exist
+    # about equal size); the raw partitions are released by the driver at once, so dask frees each one as soon as
+    # its blocks exist
     workers = sorted(_memory_limits(client))
     # the labels as a task (recomputable, unlike scattered data: a rebuilt partition may need them again)
     labels_shared = client.submit(np.asarray, labels, pure=False)
@@ -179,8 +180,8 @@ def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str
     futures = [client.submit(build_partition, part, p, labels_shared, features, dtype, layout, split, seed, moments,
                              private, workers=[workers[p % len(workers)]], allow_other_workers=True, pure=False)
                for p, part in enumerate(raw)]
-    wait(futures)
     del raw
+    wait(futures)
     summaries = client.gather([client.submit(summarize_partition, f, pure=False) for f in futures])
     keep = [i for i, s in enumerate(summaries) if s.n_tasks > 0]
     futures = [futures[i] for i in keep]

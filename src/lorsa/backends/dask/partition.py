@@ -95,7 +95,7 @@ def build_partition(frame, part: int, labels: np.ndarray, features: list, dtype:
     that many random batches with a generator seeded by ``(seed, part)``. ``private``: the rows of every user whose
     per-task step would overflow are zeroed, as in memory (a decision on that user's rows only).
     """
-    if ROW in frame.columns:
+    if ROW in frame.columns and not frame[ROW].is_monotonic_increasing:
         frame = frame.sort_values(ROW, kind="stable")
     X = v.check_features(frame[features].to_numpy(), name="X") if len(frame) else np.zeros((0, len(features)))
     X = X.astype(dtype, copy=False)
