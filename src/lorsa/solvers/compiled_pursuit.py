@@ -198,6 +198,9 @@ def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ri
     hv, x = hx[0], hx[1]
     Gtheta, g = vectors[1], vectors[2]
     obj = task_objective(rows, ci, yy, mi, w, val, ridge, vectors, res)
+    floor = max(rtol * obj, 1e-13 * 0.5 * yy)
+    if not obj > floor:  # a gain is at most the objective: fitted to round-off already
+        return False
     if rows:
         _row_gradient(Xi, res, mi, g)
     else:
@@ -267,7 +270,7 @@ def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ri
                     best = gain
                     best_j = j
                     best_q = q
-    if best_j < 0 or not best > max(rtol * obj, 1e-13 * 0.5 * yy):
+    if best_j < 0 or not best > floor:
         return False
     idx[best_q] = best_j
     _support_system(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, idx, act, Mk, rk, cols)

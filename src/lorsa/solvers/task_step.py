@@ -245,12 +245,18 @@ def _escape_by_swap(system, normal, w, idx, vals, state, act, ridge, moved, rtol
     stable = np.flatnonzero(~moved & act.any(axis=1))
     if stable.size == 0:
         return moved
+    # a gain is at most the objective: tasks already below the acceptance threshold (fitted to round-off) skip
+    obj = _task_objective(system.subset(stable), take_state(state, stable), w[stable], vals[stable], ridge)
+    floor = np.maximum(rtol * obj, 1e-13 * system.subset(stable).energy())
+    open_ = obj > floor
+    stable, obj, floor = stable[open_], obj[open_], floor[open_]
+    if stable.size == 0:
+        return moved
     sub = system.subset(stable)
     sub_normal = _take_normal(normal, stable)
     sub_state = take_state(state, stable)
     gain, j, q = _swap_table(sub, sub_normal, w[stable], vals[stable], sub_state, act[stable], ridge)
-    obj = _task_objective(sub, sub_state, w[stable], vals[stable], ridge)
-    take = gain > np.maximum(rtol * obj, 1e-13 * sub.energy())
+    take = gain > floor
     if not take.any():
         return moved
     sel = stable[take]
