@@ -135,6 +135,8 @@ def test_default_paths_and_errors():
         LRSRegressorCV(offsets=("pooled",)).fit(X, y, tasks)
     with pytest.raises(ValueError, match="cv must be in"):
         LRSRegressorCV(cv=1).fit(X, y, tasks)
+    with pytest.raises(ValueError, match="patience must be in"):
+        LRSRegressorCV(patience=0).fit(X, y, tasks)
     with pytest.raises(NotFittedError, match="not fitted"):
         LRSRegressorCV().predict(X, tasks)
     assert lorsa.LRSRegressorCV is LRSRegressorCV
