@@ -13,7 +13,7 @@ or 0), so a task still stores ``r + k`` numbers (and ``k`` indices). Searched, i
 - ``rank`` along an ordered path (default 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d``) with the ``sparsity``
   (0, 1, 2, 5, 10, 20, ...) and the ``ridge`` searched at every rank, stopping as soon as a larger ``r`` stops
   helping; ``ridge`` is on a grid scaled to the data (``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a
-  typical task's Gram diagonal, times 0, 0.001, ..., 10, starting at 0.1); then ``offset``, and the axes are
+  typical task's Gram diagonal, times 0, 0.001, ..., 10, starting at 1); then ``offset``, and the axes are
   revisited (coordinate search) until no move helps. A fit is warm-started from the best fit so far with the same
   ``k``, offset and a rank no larger (its ``U``, extended by the method-of-moments directions), else from the
   method of moments;
@@ -131,8 +131,9 @@ class LRSRegressorCV(TaskRegressorMixin):
     sparsities : sequence of int or None, default None
         Ordered ``k`` path; None: 0, 1, 2, 5, 10, 20, ... up to ``d / 2``.
     ridges : sequence of float or None, default None
-        Ridge path, searched from its middle value; None: ``(0, 0.001, 0.01, 0.1, 1, 10) * s`` with ``s`` from
-        :func:`ridge_scale`.
+        Ridge path, searched from its fifth value (or its last); None: ``(0, 0.001, 0.01, 0.1, 1, 10) * s`` with
+        ``s`` from :func:`ridge_scale`, so the search starts at ``s`` (measured on ML-100K: from ``0.1 s`` it stopped
+        at r = 2, k = 0, validation RMSE 0.8887 with 19 fits; from ``s`` at r = 1, k = 2, 0.8849 with 14 fits).
     offsets : sequence of {"none", "single"}, default ("none", "single")
         Candidate shared offsets ``theta_0`` (the pooled ridge model, its ridge chosen on held-out rows).
     shrinkages : sequence of {"ridge", "eb"}, default ("ridge", "eb")
@@ -308,7 +309,7 @@ class LRSRegressorCV(TaskRegressorMixin):
             return cache[key]
 
         current = {"rank": axes["rank"][0], "sparsity": axes["sparsity"][0],
-                   "ridge": axes["ridge"][len(axes["ridge"]) // 2], "offset": axes["offset"][-1]}
+                   "ridge": axes["ridge"][min(4, len(axes["ridge"]) - 1)], "offset": axes["offset"][-1]}
         best = evaluate(current)
         for off in axes["offset"]:
             cand = evaluate({**current, "offset": off})

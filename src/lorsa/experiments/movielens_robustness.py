@@ -35,7 +35,7 @@ from ..model import LRSRegressor
 from ..model_cv import LRSRegressorCV
 from .movielens_data import add_intercept, resolve_data_dir
 
-__all__ = ["Variation", "BASELINE_GRIDS", "run_variation", "summarise"]
+__all__ = ["Variation", "BASELINE_GRIDS", "run_variation", "summarise", "format_table"]
 
 _ML1M_PARTIAL = "ratings_PARTIAL_users1-2999.dat.gz"
 _RIDGES = (0.0, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
@@ -182,6 +182,22 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: per variation, lorsa's RMSE, the best baseline's, their difference (overall and starved)."""
+    lines = ["| variation | lorsa (LRSRegressorCV) overall | best baseline overall | lorsa − best | lorsa starved "
+             "| best baseline starved | lorsa − best | lorsa's r, k, ridge, offset, shrinkage | fits "
+             "| cost vs one fit |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summarise(rows):
+        p = s["params"]
+        lines.append(f"| {s['variation']} | {s['rmse_lorsa']:.4f} | {s['rmse_best']:.4f} ({s['rmse_best_baseline']}) | "
+                     f"{s['rmse_diff']:+.4f} | {s['rmse_starved_lorsa']:.4f} | {s['rmse_starved_best']:.4f} "
+                     f"({s['rmse_starved_best_baseline']}) | {s['rmse_starved_diff']:+.4f} | {p['rank']}, "
+                     f"{p['sparsity']}, {p['ridge']:.3g}, {p['offset']}, {p['shrinkage']} | {s['n_fits']} | "
+                     f"{s['cost_ratio']:.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def _warm_up() -> None:  # pragma: no cover - compiles the numba kernels so that no timing includes compilation
     from ..datasets.synthetic import make_lrs_regression
 
@@ -203,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the heavy 
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--out", required=True, help="JSON-lines file; one row per variation is appended")
     parser.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m"))
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out's rows and exit")
     parser.add_argument("--variations", nargs="+", default=["base", "rank20", "rank100", "centred", "seed1", "seed2",
                                                             "user"])
     args = parser.parse_args(argv)
@@ -211,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the heavy 
              "centred": replace(base, centred=True), "seed1": replace(base, seed=1), "seed2": replace(base, seed=2),
              "user": replace(base, grouping="user")}
     out = Path(args.out)
+    if args.table:
+        print(format_table([json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line]))
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     _warm_up()
     for key in args.variations:
