@@ -13,7 +13,7 @@ or 0), so a task still stores ``r + k`` numbers (and ``k`` indices). Searched, i
 - ``rank`` along an ordered path (default 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d``) with the ``sparsity``
   (0, 1, 2, 5, 10, 20, ...) and the ``ridge`` searched at every rank, stopping as soon as a larger ``r`` stops
   helping; ``ridge`` is on a grid scaled to the data (``s = median_i m_i * mean_j ||x_j||^2 / d``, the size of a
-  typical task's Gram diagonal, times 0, 0.001, ..., 10, starting at 1); then ``offset``, and the axes are
+  typical task's Gram diagonal, times 0, 0.001, ..., 10, starting at s); then ``offset``, and the axes are
   revisited (coordinate search) until no move helps. A fit is warm-started from the best fit so far with the same
   ``k``, offset and a rank no larger (its ``U``, extended by the method-of-moments directions), else from the
   method of moments;
