@@ -5,8 +5,10 @@
 
 Protocol. Two CSV files of N rows (a task column, d features, a target) are written: rows grouped by task with
 equal task sizes (100 rows), and the same sizes of task shuffled across the file with ragged sizes (20 to 180
-rows). Each command runs in its own process, BLAS pinned to one thread, and its peak resident memory (``ru_maxrss``
-from ``wait4``) is read. The memory *of the fit* is that peak minus the peak of the same command on a 1,000-row
+rows). Each command runs in its own process, BLAS pinned to one thread, and its peak resident memory is the
+``VmHWM`` of ``/proc/self/status`` read by the process itself at exit (``ru_maxrss`` from ``wait4`` would not do:
+it keeps the high-water mark of the parent's pages at ``fork``, before ``exec``, and this script's parent holds
+the generated data). The memory *of the fit* is that peak minus the peak of the same command on a 1,000-row
 file with the same columns (interpreter, numpy/pandas/pyarrow, compiled kernels), and is reported as a multiple of
 ``X.nbytes = N d 8`` bytes. The reference is the Python API in the same run: ``np.load`` of X, y and the tasks,
 then ``LRSRegressor.fit`` (its peak, minus the peak of the same script on 1,000 rows, includes X itself as the
@@ -36,19 +38,41 @@ FIT = ["--task-column", "task", "--target-column", "y", "--rank", "2", "--sparsi
 API = """
 import sys, numpy as np
 from lorsa import LRSRegressor
-X, y, tasks = (np.load(sys.argv[1] + name, allow_pickle=False) for name in ("_X.npy", "_y.npy", "_t.npy"))
+X, y, tasks = (np.load(sys.argv[2] + name, allow_pickle=False) for name in ("_X.npy", "_y.npy", "_t.npy"))
 LRSRegressor(rank=2, sparsity=2, max_iter=3).fit(X, y, tasks=tasks)
 """
 
 
-def _peak_mib(command: list[str]) -> tuple[float, float]:
-    """Peak resident memory (MiB) and wall time (s) of ``command`` in its own process."""
+_WRAP = """
+import sys
+def _hwm():
+    with open("/proc/self/status") as fh:
+        kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
+    with open(report, "w") as out:
+        out.write(str(kib))
+report, kind, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+if kind == "cli":
+    from lorsa.cli import main
+    code = main(args)
+else:
+    sys.argv = ["api", *args]
+    exec(compile(args[0], "api", "exec"), {"__name__": "__main__"})
+    code = 0
+_hwm()
+sys.exit(code)
+"""
+
+
+def _peak_mib(kind: str, args: list[str], folder: Path) -> tuple[float, float]:
+    """Peak resident memory (MiB, VmHWM of the process after exec) and wall time (s) of a CLI or API run."""
+    report = folder / "hwm.txt"
+    report.unlink(missing_ok=True)
     start = time.perf_counter()
-    proc = subprocess.Popen(command, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command[:4]} failed with status {status}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-c", _WRAP, str(report), kind, *args],
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} {args[:3]} failed with status {done.returncode}")
+    return int(report.read_text()) / 1024, time.perf_counter() - start
 
 
 def _data(n_rows: int, d: int, layout: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,18 +119,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lorsa-cli-memory-") as tmp:
         folder = Path(tmp)
         small = _write(folder, "small", *_data(1000, args.features, "grouped"))
-        cli_base, _ = _peak_mib([sys.executable, "-m", "lorsa.cli", "fit", str(small), "-o",
-                                 str(folder / "small.npz"), *FIT])
-        api_base, _ = _peak_mib([sys.executable, "-c", API, str(folder / "small")])
+        cli_base, _ = _peak_mib("cli", ["fit", str(small), "-o", str(folder / "small.npz"), *FIT], folder)
+        api_base, _ = _peak_mib("api", [API, str(folder / "small")], folder)
         results["baseline_mib"] = {"cli": round(cli_base, 1), "api": round(api_base, 1)}
         for layout in ("grouped", "shuffled-ragged"):
             X, y, tasks = _data(args.rows, args.features, layout)
             x_mib = X.nbytes / 2**20
             path = _write(folder, layout, X, y, tasks)
             del X, y, tasks
-            cli, cli_s = _peak_mib([sys.executable, "-m", "lorsa.cli", "fit", str(path), "-o",
-                                    str(folder / f"{layout}.npz"), *FIT])
-            api, api_s = _peak_mib([sys.executable, "-c", API, str(folder / layout)])
+            cli, cli_s = _peak_mib("cli", ["fit", str(path), "-o", str(folder / f"{layout}.npz"), *FIT], folder)
+            api, api_s = _peak_mib("api", [API, str(folder / layout)], folder)
             results[layout] = {
                 "X_mib": round(x_mib, 1), "csv_mib": round(path.stat().st_size / 2**20, 1),
                 "cli_peak_mib": round(cli, 1), "cli_seconds": round(cli_s, 1),
