@@ -57,7 +57,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _validation as v
 from .backends.dask import any_dask
 
-__all__ = ["TaskRegressorMixin", "rows_weighted", "check_sample_weight"]
+__all__ = ["TaskRegressorMixin", "rows_weighted", "check_sample_weight", "SmallTaskWarning"]
+
+
+class SmallTaskWarning(UserWarning):
+    """Some tasks have fewer rows than their model has free parameters (``r + k`` for AMHT-LRS): they are fitted
+    with fewer non-zeros and a minimum-norm (or ridge) solution. A category of its own, so that it can be filtered
+    (``warnings.simplefilter("ignore", SmallTaskWarning)``) or shown as one line by the command line."""
 
 #: The task label every row gets when ``fit`` is called without ``tasks``.
 SINGLE_TASK_LABEL = 0

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from . import _validation as v
-from ._estimator import TaskRegressorMixin, rows_weighted
+from ._estimator import SmallTaskWarning, TaskRegressorMixin, rows_weighted
 from .backends import make_backend
 from .backends.dask import any_dask
 from .data import RaggedTasks, encode_tasks
@@ -324,6 +325,11 @@ class LRSRegressor(TaskRegressorMixin):
         finally:
             getattr(backend, "close", lambda: None)()
         self._set_fitted(scale.undo(result), unique, X.shape[1], config)
+        if not self.converged_:
+            warnings.warn(f"{type(self).__name__} did not converge: it stopped at max_iter={config.max_iter} "
+                          f"iterations before the subspace change or the relative objective change fell below "
+                          f"tol={config.tol:g}; raise max_iter (or tol) for a converged fit", ConvergenceWarning,
+                          stacklevel=2)
         return self
 
     @staticmethod
@@ -335,7 +341,7 @@ class LRSRegressor(TaskRegressorMixin):
             warnings.warn(
                 f"{small.size} task(s) have fewer rows than rank + sparsity = {r + k} ({names}{more}); they are fitted "
                 f"with at most max(0, m_i - rank) non-zeros in b_i and a minimum-norm (or ridge) w_i",
-                UserWarning, stacklevel=3,
+                SmallTaskWarning, stacklevel=3,
             )
 
     def _set_fitted(self, result: AMHTResult, tasks: np.ndarray, d: int, config: AMHTConfig) -> None:

@@ -53,7 +53,7 @@ class TaskTable:
         The table as read (to carry id columns into an output).
     """
 
-    X: np.ndarray
+    X: np.ndarray | None
     y: np.ndarray | None
     tasks: np.ndarray
     feature_columns: list[str]
@@ -73,8 +73,9 @@ def _kind(path: Path) -> str:
     return kind
 
 
-def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
-    """Read a CSV / TSV / Parquet file into a pandas DataFrame (``task_column`` read as strings).
+def read_table(path: str | os.PathLike, task_column: str | None = None, text_columns: Sequence[str] = ()) -> Any:
+    """Read a CSV / TSV / Parquet file into a pandas DataFrame (``task_column`` and, from CSV, ``text_columns``,
+    e.g. categorical features, read as strings: ``"007"`` stays ``"007"``).
 
     Raises
     ------
@@ -90,7 +91,7 @@ def read_table(path: str | os.PathLike, task_column: str | None = None) -> Any:
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = _read_csv(path, "\t" if kind == "tsv" else ",", task_column)
+            frame = _read_csv(path, "\t" if kind == "tsv" else ",", task_column, text_columns)
     except TableError:
         raise
     except pd.errors.EmptyDataError as exc:
@@ -126,28 +127,32 @@ def _refuse_duplicates(names: list[str], path: Path) -> None:
                          f"(lorsa does not guess which one is meant)")
 
 
-def _read_csv(path: Path, sep: str, task_column: str | None) -> Any:
+def _read_csv(path: Path, sep: str, task_column: str | None, text_columns: Sequence[str] = ()) -> Any:
     """A CSV / TSV file, its duplicate header names refused and the task column read as raw text."""
     import pandas as pd
 
-    return pd.read_csv(path, **csv_options(path, sep, task_column)[1])
+    return pd.read_csv(path, **csv_options(path, sep, task_column, text_columns)[1])
 
 
-def csv_options(path: Path, sep: str, task_column: str | None) -> tuple[list[str], dict[str, Any]]:
+def csv_options(path: Path, sep: str, task_column: str | None, text_columns: Sequence[str] = ()
+                ) -> tuple[list[str], dict[str, Any]]:
     """The header of a CSV / TSV file (duplicate names refused) and the ``pandas.read_csv`` options that read its
-    task column as raw text (no NA strings) and every other column with pandas' usual NA strings."""
+    task column as raw text (no NA strings), ``text_columns`` as text (with the usual NA strings) and every other
+    column with pandas' usual NA strings."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
         header = next(csv.reader(fh, delimiter=sep), [])
     _refuse_duplicates(header, path)
+    text = {c: str for c in text_columns if c in header and c != task_column}
     if task_column is None or task_column not in header:
-        return header, {"sep": sep}
+        return header, {"sep": sep, **({"dtype": text} if text else {})}
     try:
         from pandas._libs.parsers import STR_NA_VALUES as na_strings
     except ImportError:  # pragma: no cover - pandas moved it
         na_strings = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
     na_values = {c: sorted(na_strings) for c in header if c != task_column}
-    return header, {"sep": sep, "dtype": {task_column: str}, "keep_default_na": False, "na_values": na_values}
+    return header, {"sep": sep, "dtype": {task_column: str, **text}, "keep_default_na": False,
+                    "na_values": na_values}
 
 
 def _require(frame: Any, path: Path, column: str, role: str) -> None:
@@ -200,7 +205,8 @@ def _numeric(frame: Any, path: Path, column: str, role: str, allow_missing: bool
 
 def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None, target_column: str | None,
                    features: Sequence[str] | None = None, feature_prefix: str | None = None,
-                   task_name: str | None = None, reserved: Sequence[str] = (), first_row: int = 0) -> TaskTable:
+                   task_name: str | None = None, reserved: Sequence[str] = (), first_row: int = 0,
+                   numeric_features: bool = True) -> TaskTable:
     """Take the task labels, the target and the features out of a table.
 
     Parameters
@@ -224,6 +230,9 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
         Further columns that are never features (e.g. a target read separately).
     first_row : int, optional
         Number of data rows of the file before ``frame`` (a chunk of a file read in parts), for messages.
+    numeric_features : bool, default True
+        Convert the feature columns to ``X``; False leaves ``X`` None (the columns are encoded by
+        :class:`lorsa.preprocessing.TablePreprocessor`, e.g. categorical ones).
     """
     path = Path(path)
     if features is not None and feature_prefix is not None:
@@ -261,7 +270,8 @@ def select_columns(frame: Any, path: str | os.PathLike, task_column: str | None,
     clash = reserved.intersection(columns)
     if clash:
         raise TableError(f"column(s) {sorted(clash)} cannot be both a feature and the task or target column")
-    X = np.column_stack([_numeric(frame, path, c, "feature", first_row=first_row) for c in columns])
+    X = np.column_stack([_numeric(frame, path, c, "feature", first_row=first_row) for c in columns]) \
+        if numeric_features else None
     return TaskTable(X=X, y=y, tasks=tasks, feature_columns=columns, frame=frame)
 
 

@@ -55,7 +55,8 @@ def params_per_task(estimator: Any) -> int:
 
 
 def load_model(path: str | os.PathLike) -> Any:
-    """Load any lorsa model file (an :class:`lorsa.LRSRegressor` or a baseline), dispatching on its ``kind``."""
+    """Load any lorsa model file (an :class:`lorsa.LRSRegressor`, a :class:`lorsa.PrivateLRSRegressor` or a
+    baseline), dispatching on its ``kind``."""
     from ..io import ModelFileError, read_model_file
     from ..model import LRSRegressor
 
@@ -63,6 +64,14 @@ def load_model(path: str | os.PathLike) -> Any:
     kind = meta.get("kind")
     if kind == "LRSRegressor":
         return LRSRegressor.load(path)
+    if kind == "PrivateLRSRegressor":
+        from ..privacy import PrivateLRSRegressor
+
+        return PrivateLRSRegressor.load(path)
+    if kind == "LRSRegressorCV":
+        from ..model_cv import LRSRegressorCV
+
+        return LRSRegressorCV.load(path)
     if kind not in MODEL_CLASSES:
         raise ModelFileError(f"model file {str(path)!r} holds a model of unknown kind {kind!r}")
     return MODEL_CLASSES[kind].load(path)

@@ -29,7 +29,7 @@ from .._estimator import TaskRegressorMixin, rows_weighted
 from ..data import encode_tasks, split_rows
 from ..io import ModelFileError, read_model_file, write_model_file
 from ..params import plain_value
-from ..task_labels import TaskIndex
+from ..task_labels import TaskCodes, TaskIndex
 
 __all__ = ["TaskRegressor", "candidates", "rmse"]
 
@@ -149,9 +149,10 @@ class TaskRegressor(TaskRegressorMixin):
 
     def _lookup(self, tasks: Any, n_rows: int) -> np.ndarray:
         labels = v.check_task_labels(tasks, n_rows)
+        distinct = labels.labels if isinstance(labels, TaskCodes) else labels
         known = self.tasks_
-        if labels.dtype.kind == known.dtype.kind or {labels.dtype.kind, known.dtype.kind} <= {"i", "u"}:
-            missing = np.setdiff1d(np.unique(labels), known)
+        if distinct.dtype.kind == known.dtype.kind or {distinct.dtype.kind, known.dtype.kind} <= {"i", "u"}:
+            missing = np.setdiff1d(np.unique(distinct), known)
             if missing.size:
                 shown = ", ".join(repr(x) for x in missing[:5].tolist())
                 more = f" and {missing.size - 5} more" if missing.size > 5 else ""
@@ -196,6 +197,10 @@ class TaskRegressor(TaskRegressorMixin):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted baseline to ``path`` in lorsa's model file format (:mod:`lorsa.io`, no pickle)."""
+        write_model_file(path, *self._model_file_contents())
+
+    def _model_file_contents(self) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+        """``(kind, arrays, metadata)`` as :meth:`save` writes them (the command line adds its records)."""
         self._check_fitted()
         arrays = {**{name: np.asarray(val) for name, val in self._state.items()}, "tasks": self.tasks_}
         params = {k: plain_value(val) for k, val in self.get_params().items() if k != "random_state"}
@@ -204,7 +209,7 @@ class TaskRegressor(TaskRegressorMixin):
                       "validation_scores": self.validation_scores_}
         if hasattr(self, "feature_names_in_"):
             attributes["feature_names"] = [str(x) for x in self.feature_names_in_]
-        write_model_file(path, type(self).__name__, arrays, {"params": params, "attributes": attributes})
+        return type(self).__name__, arrays, {"params": params, "attributes": attributes}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TaskRegressor:

@@ -103,18 +103,20 @@ def _labels(frame: Any, column: str, est: Any | None) -> Any:
 
 def run_fit_distributed(args: argparse.Namespace) -> int:
     from .._files import check_writable_target
-    from ..model import LRSRegressor
     from .data_io import _private_estimator, _refuse_privacy_options, save_with_columns
+    from .methods import build_estimator
 
     check_writable_target(args.output, "model file")
     if getattr(args, "tune", False):
         raise ValueError("--tune cannot be used with --scheduler (the tuned fit runs in memory)")
     if args.epsilon is None:
         _refuse_privacy_options(args)
-        est = LRSRegressor(rank=args.rank, sparsity=args.sparsity, row_sparsity=args.row_sparsity,
-                           ridge=args.ridge, max_iter=args.max_iter or 100, tol=args.tol,
-                           init=args.init or "moments", u_solver=args.u_solver, dtype=args.dtype,
-                           random_state=args.seed)
+        encoding = [o for o, used in (("--categorical", args.categorical), ("--standardize", args.standardize),
+                                      ("--intercept", args.intercept), ("--impute", args.impute)) if used]
+        if args.method != "lrs" or encoding:
+            raise ValueError(f"--scheduler fits AMHT-LRS (--method lrs) on the numeric columns as they are; "
+                             f"{encoding[0] if encoding else '--method ' + args.method} runs in memory only")
+        est = build_estimator(args)  # LRSRegressor with the options given
     else:
         est = _private_estimator(args)
     frame = _read(args.data)
@@ -138,7 +140,7 @@ def run_fit_distributed(args: argparse.Namespace) -> int:
             info = est.distributed_
             say(args, f"{args.data}: {est.tasks_.shape[0]} tasks, {len(features)} features, {info['n_partitions']} "
                       f"partitions on {n_workers} dask workers")
-            say(args, f"fitted r={args.rank}, k={args.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s)")
+            say(args, f"fitted r={est.rank}, k={est.sparsity} in {est.n_iter_} iterations ({seconds:.2f} s)")
     say(args, f"model written to {args.output}")
     return 0
 

@@ -140,7 +140,8 @@ def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_
     sparsity : int
         Non-zeros per ``b_i``, ``k`` (``0 <= k <= d``).
     row_sparsity : int or None
-        ``zeta``: tasks per coordinate at most (requires ``t k <= d zeta``); None for no limit.
+        ``zeta``: tasks per coordinate at most (requires ``t k <= d zeta``; a value above ``t`` is no limit); None
+        for no limit.
     noise : float
         Standard deviation ``sigma`` of the additive Gaussian noise.
     random_state : int, Generator or None
@@ -155,7 +156,9 @@ def make_lrs_regression(n_tasks: int = 75, n_samples: int | np.ndarray = 100, n_
     d = check_int("n_features", n_features, 1)
     r = check_int("rank", rank, 1, d)
     k = check_int("sparsity", sparsity, 0, d)
-    zeta = check_int("row_sparsity", row_sparsity, 1, t, allow_none=True)
+    zeta = check_int("row_sparsity", row_sparsity, 1, allow_none=True)
+    if zeta is not None:
+        zeta = min(zeta, t)  # a coordinate cannot be personalised by more tasks than there are
     sigma = check_float("noise", noise, 0.0)
     if zeta is not None and t * k > d * zeta:
         raise ValueError(
