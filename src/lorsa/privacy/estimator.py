@@ -141,6 +141,17 @@ class PrivateLRSRegressor(LRSRegressor):
     :class:`lorsa.LRSRegressor` couples users and is not available here.
     """
 
+    # LRSRegressor options a private fit fixes: the exact U step, rows held (clipping needs them), a fixed number of
+    # iterations (tol 0: no data-dependent stopping), no coupling between users (no row sparsity)
+    row_sparsity = None
+    samples_per_nonzero = None
+    u_solver = "exact"
+    fit_basis = True
+    tol = 0.0
+    cg_tol = 1e-10
+    layout = "rows"
+    engine = "auto"
+
     def __init__(self, rank: int = 1, sparsity: int = 0, *, epsilon: float = 1.0, delta: float = 1e-6,
                  accountant: str = "pld", max_rows: int | None = None, feature_scale: float = 1.0,
                  target_scale: float = 1.0, clip_x: float | None = None, clip_y: float | None = None,
@@ -152,10 +163,22 @@ class PrivateLRSRegressor(LRSRegressor):
                  sample_split: int | None = None, dtype: str = "float64", n_jobs: int | None = None,
                  random_state: int | np.random.Generator | None = None, reproducible: bool = False,
                  verbose: bool = False) -> None:
-        super().__init__(rank, sparsity, row_sparsity=None, solver=solver, sparse_steps=sparse_steps, step=step,
-                         threshold=threshold, ridge=ridge, u_solver="exact", init=init, fit_basis=True,
-                         max_iter=max_iter, tol=0.0, sample_split=sample_split, dtype=dtype, layout="rows",
-                         n_jobs=n_jobs, random_state=random_state, verbose=verbose)
+        # only the constructor's own parameters are set (scikit-learn's contract); the LRSRegressor options a private
+        # fit fixes are class attributes below
+        self.rank = rank
+        self.sparsity = sparsity
+        self.solver = solver
+        self.sparse_steps = sparse_steps
+        self.step = step
+        self.threshold = threshold
+        self.ridge = ridge
+        self.init = init
+        self.max_iter = max_iter
+        self.sample_split = sample_split
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
         self.epsilon = epsilon
         self.delta = delta
         self.accountant = accountant
@@ -231,7 +254,7 @@ class PrivateLRSRegressor(LRSRegressor):
                 for key, default in zip("AVM", base, strict=True)}
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, tasks: Any, *,
+    def fit(self, X: Any, y: Any, tasks: Any = None, *,
             callback: Callable[[int, float, float], Any] | None = None) -> PrivateLRSRegressor:
         """Fit a private ``U`` (released), and every user's ``w_i`` and ``b_i`` from it (SPEC §6).
 
@@ -239,8 +262,9 @@ class PrivateLRSRegressor(LRSRegressor):
         ----------
         X : array-like of shape (N, d)
         y : array-like of shape (N,)
-        tasks : array-like of shape (N,)
-            User (task) of every row: the unit of privacy.
+        tasks : array-like of shape (N,), optional
+            User (task) of every row: the unit of privacy (omitted: all rows are one user). There is no
+            ``sample_weight``: a weight would change how much a user contributes, which the clipping bounds.
         callback : callable ``(iteration, objective, subspace_change)``, optional
             Called after every iteration (e.g. a progress bar); ``objective`` is always NaN (the training loss is
             not private), ``subspace_change`` is a function of the published U's.
@@ -249,13 +273,11 @@ class PrivateLRSRegressor(LRSRegressor):
             from ..backends.dask.private import fit_private_dask
 
             return fit_private_dask(self, X, y, tasks, callback)
-        X = v.check_features(X)
+        X, y, labels, _ = self._validate_fit(X, y, tasks)
         d = X.shape[1]
         config, dtype = self._check_params(d)
         eps, delta, bounds = self._check_privacy(d)
-        X = X.astype(dtype, copy=False)
-        y = v.check_targets(y, X.shape[0], dtype=dtype)
-        labels = v.check_task_labels(tasks, X.shape[0])
+        X, y = X.astype(dtype, copy=False), y.astype(dtype, copy=False)
         unique, index = encode_tasks(labels)
         X, y = _drop_overflowing_users(X, y, index, unique.shape[0])
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0])
@@ -315,7 +337,7 @@ class PrivateLRSRegressor(LRSRegressor):
         return self
 
     # ------------------------------------------------------------------ predict
-    def predict(self, X: Any, tasks: Any) -> np.ndarray:
+    def predict(self, X: Any, tasks: Any = None) -> np.ndarray:
         """Predict each row with its user's ``U w_i + b_i`` (see :meth:`lorsa.LRSRegressor.predict`).
 
         A model loaded from a file saved without ``include_users`` holds no user: each user computes its own
@@ -326,7 +348,7 @@ class PrivateLRSRegressor(LRSRegressor):
             raise ValueError("this private model holds U and its privacy report only (a private fit saves no "
                              "user's parameters); each user fits its own w_i, b_i from U with adapt(X, y) or "
                              "'lorsa adapt', or load a file written with save(path, include_users=True)")
-        return super().predict(X, tasks)
+        return super().predict(X, tasks=tasks)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, include_users: bool = False) -> None:
