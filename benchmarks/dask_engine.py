@@ -232,7 +232,7 @@ def write_report(results: dict, out: Path) -> None:
                          f"| {p['bytes_sent_per_iteration'] / 1024:,.1f} KiB | "
                          f"{p['bytes_received_per_iteration'] / 1024:,.1f} KiB |")
         lines += ["", "Bytes counted on the driver: arrays in the requests' arguments (per task: the CG direction, "
-                  "the QR rotation) and the U broadcast, and the reduced results gathered. The blocks never move.", ""]
+                  "the QR rotation, U) and the reduced results gathered. The blocks never move.", ""]
         e = row["eight_workers"]
         two = row["dask"]
         lines += [f"## c. A simulated larger cluster: 8 worker processes on this machine (t = {row['tasks']:,})", "",
