@@ -50,7 +50,8 @@ def test_end_to_end_ml100k_via_cli(tmp_path, capsys):
     labels = {(r["label"], r["setting"]) for r in rows}
     assert labels == {("AMHT-LRS", "k=1"), ("AMHT-LRS", "k=5"), ("AMHT-LRS", "r, k tuned"), ("Single model", ""),
                       ("Prompt tuning", ""), ("Representation learning", ""), ("Sparse fine-tuning", ""),
-                      ("Full fine-tuning", ""), ("Full fine-tuning (toward 0)", "")}
+                      ("Full fine-tuning", ""), ("Full fine-tuning (toward 0)", ""),
+                      ("Mixed effects (random slopes)", ""), ("Convex low-rank + sparse", "")}
     n_s, n_p = data["n_val_samples_starved"], data["n_val_samples_surplus"]
     assert n_s + n_p == data["n_val_samples"]
     for r in rows:
