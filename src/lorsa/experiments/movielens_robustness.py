@@ -108,19 +108,58 @@ def _tuned_baseline(grid: list[dict[str, Any]], make: Any, tune: Any, final: Any
     return make(best).fit(final.X_train, final.y_train, tasks=final.tasks_train), best
 
 
-def run_variation(v: Variation, data_dir: str, baselines: tuple[str, ...] = tuple(BASELINE_GRIDS),
-                  starved_below: int = 100) -> dict[str, Any]:
-    """Run one variation; returns a JSON-ready row (see the module docstring)."""
+_PROBLEM_FIELDS = ("X_train", "y_train", "tasks_train", "X_val", "y_val", "tasks_val", "train_counts",
+                   "task_index_val")
+
+
+class _CachedProblem:
+    """The arrays of a :class:`MovieLensTasks` the comparison uses, read back from its cache file (no pickle)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        for name in _PROBLEM_FIELDS:
+            setattr(self, name, arrays[name])
+        self.n_tasks = int(self.train_counts.shape[0])
+
+
+def cached_problems(v: Variation, data_dir: str, cache_dir: str | None) -> tuple[Any, Any, float]:
+    """The final and tuning problems of ``v``, built once and kept in ``cache_dir`` (``.npz``, strings as unicode
+    arrays, read without pickle); returns ``(final, tune, build_seconds)``."""
+    from pathlib import Path
+
     tic = time.perf_counter()
+    path = None if cache_dir is None else Path(cache_dir) / (v.name.replace(" ", "_").replace("=", "") + ".npz")
+    if path is not None and path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        parts = [_CachedProblem({f: arrays[f"{which}_{f}"] for f in _PROBLEM_FIELDS}) for which in ("final", "tune")]
+        return parts[0], parts[1], float(arrays["build_seconds"])
     final, tune = _problems(v, data_dir)
+    build = time.perf_counter() - tic
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = {f"{which}_{f}": np.asarray(getattr(prob, f)).astype(str) if f.startswith("tasks")
+               else np.asarray(getattr(prob, f)) for which, prob in (("final", final), ("tune", tune))
+               for f in _PROBLEM_FIELDS}
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, build_seconds=np.float64(build), **out)
+        tmp.replace(path)
+    return final, tune, build
+
+
+def _row_header(v: Variation, final: Any, build: float, starved_below: int) -> tuple[dict[str, Any], np.ndarray]:
     starved = (final.train_counts < starved_below)[final.task_index_val]
     row: dict[str, Any] = {"variation": v.name, **v.__dict__, "n_tasks": int(final.n_tasks),
                            "n_starved_tasks": int((final.train_counts < starved_below).sum()),
                            "n_val_starved": int(starved.sum()), "n_val": int(starved.size),
-                           "build_seconds": time.perf_counter() - tic, "methods": {}}
-    # lorsa: the default LRSRegressorCV, searched on the tuning problem, refitted on the final training samples.
+                           "build_seconds": build, "methods": {}}
+    return row, starved
+
+
+def run_lorsa(final: Any, tune: Any, starved: np.ndarray, **cv_params: Any) -> dict[str, Any]:
+    """lorsa's ``LRSRegressorCV`` (default search unless ``cv_params``), searched on the tuning problem, refitted
+    on the final training samples, against one fit at the chosen parameters (same process)."""
     tic = time.perf_counter()
-    cv = LRSRegressorCV(random_state=0, refit=False)
+    cv = LRSRegressorCV(random_state=0, refit=False, **cv_params)
     cv.fit(tune.X_train, tune.y_train, tune.tasks_train, validation=(tune.X_val, tune.y_val, tune.tasks_val))
     search = time.perf_counter() - tic
     cv.fit_best(final.X_train, final.y_train, final.tasks_train)
@@ -128,22 +167,50 @@ def run_variation(v: Variation, data_dir: str, baselines: tuple[str, ...] = tupl
     pred = cv.predict(final.X_val, tasks=final.tasks_val)
     p = cv.best_params_
     tic = time.perf_counter()
-    one = LRSRegressor(rank=p["rank"], sparsity=p["sparsity"], ridge=p["ridge"], tol=cv.tol, random_state=0)
-    one.fit(final.X_train, final.y_train - final.X_train @ cv.offset_, final.tasks_train)
+    LRSRegressor(rank=p["rank"], sparsity=p["sparsity"], ridge=p["ridge"], tol=cv.tol, random_state=0).fit(
+        final.X_train, final.y_train - final.X_train @ cv.offset_, final.tasks_train)
     one_fit = time.perf_counter() - tic
     other = _other_shrinkage(cv, final)
-    row["methods"]["lorsa_cv"] = {**_scores(pred, final.y_val, starved), "params": p,
-                                  "params_per_task": cv.params_per_task, "n_fits": cv.n_fits_,
-                                  "search_seconds": search, "total_seconds": total, "one_fit_seconds": one_fit,
-                                  "cost_ratio": total / one_fit, "tuning_rmse": cv.best_score_,
-                                  "other_shrinkage": {**_scores(other, final.y_val, starved)}}
-    for name in baselines:
-        tic = time.perf_counter()
-        grid, make = BASELINE_GRIDS[name]
-        est, best = _tuned_baseline(grid, make, tune, final)
-        row["methods"][name] = {**_scores(est.predict(final.X_val, tasks=final.tasks_val), final.y_val, starved),
-                                "params": best, "params_per_task": float(est.params_per_task),
-                                "seconds": time.perf_counter() - tic}
+    return {**_scores(pred, final.y_val, starved), "params": p, "params_per_task": cv.params_per_task,
+            "n_fits": cv.n_fits_, "search_seconds": search, "total_seconds": total, "one_fit_seconds": one_fit,
+            "cost_ratio": total / one_fit, "tuning_rmse": cv.best_score_,
+            "other_shrinkage": {**_scores(other, final.y_val, starved)},
+            "per_task_sq_error": _per_task(pred, final, starved)}
+
+
+def _per_task(pred: np.ndarray, final: Any, starved: np.ndarray) -> dict[str, list[float]]:
+    """Sum of squared validation errors per task (for the diagnosis by task size)."""
+    n = final.n_tasks
+    return {"sq": np.bincount(final.task_index_val, (pred - final.y_val) ** 2, minlength=n).tolist(),
+            "count": np.bincount(final.task_index_val, minlength=n).tolist(),
+            "train_counts": np.asarray(final.train_counts).tolist()}
+
+
+def run_baseline(name: str, final: Any, tune: Any, starved: np.ndarray) -> dict[str, Any]:
+    """One baseline, its grid searched on the tuning problem, refitted on the final training samples."""
+    tic = time.perf_counter()
+    grid, make = BASELINE_GRIDS[name]
+    est, best = _tuned_baseline(grid, make, tune, final)
+    pred = est.predict(final.X_val, tasks=final.tasks_val)
+    return {**_scores(pred, final.y_val, starved), "params": best, "params_per_task": float(est.params_per_task),
+            "seconds": time.perf_counter() - tic, "per_task_sq_error": _per_task(pred, final, starved)}
+
+
+def run_variation(v: Variation, data_dir: str, baselines: tuple[str, ...] = tuple(BASELINE_GRIDS),
+                  starved_below: int = 100, cache_dir: str | None = None, methods_done: dict | None = None,
+                  on_method: Any = None) -> dict[str, Any]:
+    """Run one variation; returns a JSON-ready row (see the module docstring). ``methods_done``: results already
+    computed (a resumed run), ``on_method(name, result)``: called after every method (to cache it)."""
+    final, tune, build = cached_problems(v, data_dir, cache_dir)
+    row, starved = _row_header(v, final, build, starved_below)
+    done = dict(methods_done or {})
+    for name in ("lorsa_cv", *baselines):
+        if name not in done:
+            done[name] = run_lorsa(final, tune, starved) if name == "lorsa_cv" else run_baseline(
+                name, final, tune, starved)
+            if on_method is not None:
+                on_method(name, done[name])
+        row["methods"][name] = done[name]
     return row
 
 
@@ -198,6 +265,77 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SIZE_BINS = (0, 50, 100, 200, 500, 1000, 10**9)
+
+
+def by_task_size(rows: list[dict[str, Any]], methods: tuple[str, ...] = ("lorsa_cv", "convex", "finetune")
+                 ) -> list[dict[str, Any]]:
+    """The diagnosis of the gap: per variation and bin of training samples per task, every method's validation RMSE
+    on those tasks' samples and its share of the total squared error (from the rows' ``per_task_sq_error``)."""
+    out = []
+    for row in rows:
+        m = row["methods"]
+        if not all("per_task_sq_error" in m.get(name, {}) for name in methods):
+            continue
+        counts = np.asarray(m[methods[0]]["per_task_sq_error"]["count"], dtype=float)
+        train = np.asarray(m[methods[0]]["per_task_sq_error"]["train_counts"])
+        for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:], strict=True):
+            sel = (train >= lo) & (train < hi)
+            n = float(counts[sel].sum())
+            if n == 0:
+                continue
+            entry: dict[str, Any] = {"variation": row["variation"], "train_samples": f"[{lo}, {hi})",
+                                     "n_tasks": int(sel.sum()), "n_val": int(n)}
+            for name in methods:
+                sq = np.asarray(m[name]["per_task_sq_error"]["sq"])
+                entry[f"rmse_{name}"] = float(np.sqrt(sq[sel].sum() / n))
+                entry[f"sq_share_{name}"] = float(sq[sel].sum() / max(sq.sum(), 1e-300))
+            out.append(entry)
+    return out
+
+
+def write_outputs(rows: list[dict[str, Any]], out_dir: str) -> None:
+    """``rows.jsonl`` (per-task errors dropped), ``table.md``, ``summary.csv``, ``by_task_size.csv`` and
+    ``difference.png`` (lorsa minus the best baseline per variation, overall and starved) in ``out_dir``."""
+    import csv
+    import json
+    from pathlib import Path
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    slim = [{**r, "methods": {k: {f: x for f, x in m.items() if f != "per_task_sq_error"}
+                              for k, m in r["methods"].items()}} for r in rows]
+    (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in slim), encoding="utf-8")
+    (folder / "table.md").write_text(format_table(rows), encoding="utf-8")
+    summary = summarise(rows)
+    for name, table in (("summary.csv", [{**s, "params": json.dumps(s["params"])} for s in summary]),
+                        ("by_task_size.csv", by_task_size(rows))):
+        if table:
+            with (folder / name).open("w", encoding="utf-8", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(table[0]))
+                writer.writeheader()
+                writer.writerows(table)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # matplotlib is an extra
+        return
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(summary) + 1.5))
+    pos = np.arange(len(summary))
+    ax.barh(pos - 0.2, [s["rmse_diff"] for s in summary], 0.4, label="overall")
+    ax.barh(pos + 0.2, [s["rmse_starved_diff"] for s in summary], 0.4, label="data-starved tasks")
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(pos, [s["variation"] for s in summary], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("validation RMSE: lorsa's LRSRegressorCV minus the best baseline (< 0: lorsa better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "difference.png", dpi=120)
+    plt.close(fig)
+
+
 def _warm_up() -> None:  # pragma: no cover - compiles the numba kernels so that no timing includes compilation
     from ..datasets.synthetic import make_lrs_regression
 
@@ -206,6 +344,17 @@ def _warm_up() -> None:  # pragma: no cover - compiles the numba kernels so that
     for n in (60, 30):  # Gram and row layouts
         keep = np.arange(P.X.shape[0]) % 60 < n
         LRSRegressor(rank=2, sparsity=2, ridge=1.0, max_iter=3).fit(P.X[keep], P.y[keep], P.tasks[keep])
+
+
+VARIATIONS = ("base", "rank20", "rank100", "centred", "seed1", "seed2", "user")
+
+
+def variation_table(dataset: str) -> dict[str, Variation]:
+    """The seven variations of one data set (the paper's protocol, then one change each)."""
+    base = Variation(dataset=dataset)
+    return {"base": base, "rank20": replace(base, factor_rank=20), "rank100": replace(base, factor_rank=100),
+            "centred": replace(base, centred=True), "seed1": replace(base, seed=1), "seed2": replace(base, seed=2),
+            "user": replace(base, grouping="user")}
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the heavy run, see docs/movielens-robustness
@@ -217,27 +366,68 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the heavy 
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--out", required=True, help="JSON-lines file; one row per variation is appended")
+    parser.add_argument("--out", required=True, help="JSON-lines file; one row per variation (replaced if rerun)")
     parser.add_argument("--dataset", default="ml-100k", choices=("ml-100k", "ml-1m"))
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out's rows and exit")
-    parser.add_argument("--variations", nargs="+", default=["base", "rank20", "rank100", "centred", "seed1", "seed2",
-                                                            "user"])
+    parser.add_argument("--write-docs", default=None, metavar="DIR",
+                        help="write DIR/rows.jsonl, table.md, summary.csv, by_task_size.csv, difference.png from the "
+                             "rows of every --out file given (comma-separated) and exit")
+    parser.add_argument("--variations", nargs="+", default=list(VARIATIONS), choices=VARIATIONS)
+    parser.add_argument("--methods", nargs="+", default=["lorsa_cv", *BASELINE_GRIDS],
+                        help="methods to run in this piece (the row is written once all are cached)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="per-variation cache (problems .npz, one JSON per method): pieces resume from it")
+    parser.add_argument("--lorsa-tag", default="default",
+                        help="name of lorsa's cached result (change it when LRSRegressorCV's default changes)")
     args = parser.parse_args(argv)
-    base = Variation(dataset=args.dataset)
-    table = {"base": base, "rank20": replace(base, factor_rank=20), "rank100": replace(base, factor_rank=100),
-             "centred": replace(base, centred=True), "seed1": replace(base, seed=1), "seed2": replace(base, seed=2),
-             "user": replace(base, grouping="user")}
+    if args.write_docs:
+        rows = [json.loads(line) for f in args.out.split(",") for line in
+                Path(f).read_text(encoding="utf-8").splitlines() if line]
+        write_outputs(rows, args.write_docs)
+        return 0
     out = Path(args.out)
     if args.table:
         print(format_table([json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line]))
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     _warm_up()
+    table = variation_table(args.dataset)
     for key in args.variations:
-        with single_threaded_blas():
-            row = run_variation(table[key], args.data_dir)
-        with out.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+        v = table[key]
+        cache = None if args.cache_dir is None else Path(args.cache_dir) / v.name.replace(" ", "_").replace("=", "")
+
+        def cache_file(name: str, cache: Path | None = cache) -> Path | None:
+            tag = f"lorsa_cv-{args.lorsa_tag}" if name == "lorsa_cv" else name
+            return None if cache is None else cache / f"{tag}.json"
+
+        def load(name: str) -> dict[str, Any] | None:
+            f = cache_file(name)
+            return json.loads(f.read_text(encoding="utf-8")) if f is not None and f.exists() else None
+
+        def save(name: str, result: dict[str, Any]) -> None:
+            f = cache_file(name)
+            if f is not None:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(json.dumps(result), encoding="utf-8")
+
+        done = {name: res for name in ("lorsa_cv", *BASELINE_GRIDS) if (res := load(name)) is not None}
+        todo = [m for m in args.methods if m not in done]
+        final, tune, build = cached_problems(v, args.data_dir, args.cache_dir)
+        row, starved = _row_header(v, final, build, 100)
+        for name in todo:
+            with single_threaded_blas():
+                done[name] = run_lorsa(final, tune, starved) if name == "lorsa_cv" else run_baseline(
+                    name, final, tune, starved)
+            save(name, done[name])
+            print(f"{v.name}: {name} rmse {done[name]['rmse']:.4f} starved {done[name]['rmse_starved']:.4f}",
+                  flush=True)
+        if not all(name in done for name in ("lorsa_cv", *BASELINE_GRIDS)):
+            continue
+        row["methods"] = {name: done[name] for name in ("lorsa_cv", *BASELINE_GRIDS)}
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line] \
+            if out.exists() else []
+        rows = [r for r in rows if r["variation"] != v.name] + [row]
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         s = summarise([row])[0]
         print(f"{row['variation']}: lorsa-best overall {s['rmse_diff']:+.4f} ({s['rmse_best_baseline']}), "
               f"starved {s['rmse_starved_diff']:+.4f} ({s['rmse_starved_best_baseline']}); cost "
