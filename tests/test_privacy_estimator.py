@@ -36,8 +36,17 @@ def _sin_angle(U: np.ndarray, U_true: np.ndarray) -> float:
     return float(np.linalg.norm(U_true - U @ (U.T @ U_true)))
 
 
-def test_no_noise_and_no_clipping_gives_the_non_private_model(noisy_problem) -> None:
+def test_no_noise_and_no_clipping_gives_the_non_private_model(noisy_problem, monkeypatch) -> None:
     P = noisy_problem
+    # the private fit's per-task step decides each user's escapes from its own data only (no restart against the
+    # others' mean objective, the exchange step tried by every stable user): the reference uses the same step
+    import functools
+
+    from lorsa import model as model_module
+    from lorsa.solvers.task_step import TaskStepConfig
+
+    monkeypatch.setattr(model_module, "TaskStepConfig",
+                        functools.partial(TaskStepConfig, restart_factor=0.0, swap_factor=0.0))
     ref = LRSRegressor(rank=2, sparsity=1, init="random", u_solver="exact", tol=0.0, max_iter=6,
                        random_state=5)
     ref.fit(P.X, P.y, P.tasks)

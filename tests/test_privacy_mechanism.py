@@ -228,11 +228,20 @@ def test_infinite_bounds_refuse_a_finite_epsilon() -> None:
         private_release(ClippingBounds(1.0, 1.0, 1.0, 1.0, math.inf), 1.0, 1e-6, 3)
 
 
-def test_a_users_task_step_does_not_depend_on_the_other_users() -> None:
+def test_a_users_task_step_does_not_depend_on_the_other_users(monkeypatch) -> None:
     # The sensitivity argument needs user i's (w_i, b_i) -- hence its contribution to S_A, S_V -- to depend only
     # on its own data and the published U: the per-task step over a block must not couple the block's tasks
-    # (e.g. through a block-wide stopping rule), however the blocks are formed.
+    # (e.g. through a block-wide stopping rule), however the blocks are formed. The private fit's step has no
+    # restart and an exchange step not gated by the others' mean objective (PrivateLRSRegressor sets
+    # restart_factor = swap_factor = 0); the non-private default uses the mean and is not tested here.
+    import functools
+
     from lorsa import LRSRegressor, make_lrs_regression
+    from lorsa import model as model_module
+    from lorsa.solvers.task_step import TaskStepConfig
+
+    monkeypatch.setattr(model_module, "TaskStepConfig",
+                        functools.partial(TaskStepConfig, restart_factor=0.0, swap_factor=0.0))
 
     P = make_lrs_regression(n_tasks=30, n_samples=np.arange(5, 35), n_features=6, rank=2, sparsity=2,
                             row_sparsity=None, noise=0.3, random_state=9)

@@ -318,8 +318,9 @@ class PrivateLRSRegressor(LRSRegressor):
                                                   known_seed=self.reproducible, share_A=self.budget_share_A)
         # no restarts of stuck tasks: their test compares a user's objective with the other users' (a block median),
         # so one user's data would move another user's (w_i, b_i) and its clipped contribution to the statistics,
-        # which the per-user sensitivity bound does not allow; the exchange step is per user and stays
-        step = TaskStepConfig(**{**config.task_step.__dict__, "restart_factor": 0.0})
+        # which the per-user sensitivity bound does not allow; the exchange step stays, for every user whose support
+        # is stable (swap_factor 0: not gated by the other users' mean objective)
+        step = TaskStepConfig(**{**config.task_step.__dict__, "restart_factor": 0.0, "swap_factor": 0.0})
         config = AMHTConfig(**{**config.__dict__, "u_solver": "exact", "tol": 0.0, "early_stopping": False,
                                "block_statistics": ClippedStatistics(bounds),
                                "release": release, "task_step": step})

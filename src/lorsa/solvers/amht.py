@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,7 +47,7 @@ from .shared_step import (
     solve_cg,
     solve_exact,
 )
-from .task_step import TaskStepConfig, allowed_nonzeros, task_step
+from .task_step import TaskStepConfig, allowed_nonzeros, escape_floors, task_step
 from .task_systems import GramSystem, RowSystem
 
 __all__ = ["AMHTConfig", "AMHTResult", "Driver", "fit_amht", "run_amht", "block_pass", "pass_over_blocks",
@@ -156,11 +156,12 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
     """:func:`block_pass` with subspace pursuit and the statistics compiled (:mod:`.gram_pass_compiled`,
     :mod:`.row_pass_compiled`); the exact statistics of a row block still need its Gram matrices (numpy)."""
     swap_rtol = step.swap_rtol if step.swap else -1.0
+    swap_floor, restart_floor = escape_floors(step)
     if isinstance(block, GramBlock):
         from .gram_pass_compiled import gram_sp_pass
 
         w, idx, val, loss, A, V = gram_sp_pass(block.G, block.c, block.yy, U, w, idx, val, active, step.ridge,
-                                               step.n_steps, stats, swap_rtol, step.restart_factor)
+                                               step.n_steps, stats, swap_rtol, swap_floor, restart_floor)
         out = BlockOutput(w=w, idx=idx, val=val, loss=loss, A=A, V=V)
         if stats == "cg":
             out.diag = gram_jacobi_diagonal(block.G, w)
@@ -168,7 +169,7 @@ def _compiled_block_pass(block: TaskBlock | GramBlock, U: np.ndarray, w: np.ndar
     from .row_pass_compiled import row_sp_pass
 
     w, idx, val, loss, V, diag = row_sp_pass(block.X, block.y, block.sizes, U, w, idx, val, active, step.ridge,
-                                             step.n_steps, stats, swap_rtol, step.restart_factor)
+                                             step.n_steps, stats, swap_rtol, swap_floor, restart_floor)
     out = BlockOutput(w=w, idx=idx, val=val, loss=loss, V=V, diag=diag)
     if stats == "exact":
         _row_exact_statistics(out, block, gram, keep_gram)
@@ -252,11 +253,17 @@ def initial_state(counts: np.ndarray, W0: np.ndarray, config: AMHTConfig
             np.arange(k)[None, :] < allowed[:, None])
 
 
+def with_loss_reference(config: AMHTConfig, loss_reference: float) -> AMHTConfig:
+    """``config`` whose per-task step compares objectives with ``loss_reference`` (the previous pass's mean
+    per-task objective; :func:`.task_step.escape_floors`)."""
+    return replace(config, task_step=replace(config.task_step, loss_reference=float(loss_reference)))
+
+
 class Driver(Protocol):
     """Where the per-task state lives and the passes run (in memory below, on dask workers in
     :mod:`lorsa.backends.dask.driver`). Data are named by a key: batch number, or -1 for all rows."""
 
-    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any, loss_reference: float = np.inf
                  ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]: ...
 
     def cg_matvec(self, key: int) -> Callable[[np.ndarray], np.ndarray]: ...
@@ -282,10 +289,11 @@ class _Driver:
     def _data(self, key: int) -> RaggedTasks:
         return self.full if key < 0 else self.batches[key]
 
-    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool,
-                 stats: Any) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any, loss_reference: float = np.inf
+                 ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         return pass_over_blocks(self._data(key).blocks, key, U, self.W, self.idx, self.val, self.active,
-                                self.config, run_task_step, stats, self.gram_cache, self.backend.map)
+                                with_loss_reference(self.config, loss_reference), run_task_step, stats,
+                                self.gram_cache, self.backend.map)
 
     def cg_matvec(self, key: int) -> Callable[[np.ndarray], np.ndarray]:
         blocks = self._data(key).blocks
@@ -324,7 +332,8 @@ def fit_amht(batches: list[RaggedTasks], U0: np.ndarray, W0: np.ndarray, config:
     backend = backend or SerialBackend()
     counts = full.counts if full is not None else batches[0].counts
     driver = _Driver(config, backend, W0, counts, batches, full)
-    return run_amht(driver, U0, config, len(batches), half_sum_of_squares((full or batches[0]).blocks), callback)
+    return run_amht(driver, U0, config, len(batches), half_sum_of_squares((full or batches[0]).blocks), callback,
+                    n_tasks=len(counts))
 
 
 def half_sum_of_squares(blocks: list[TaskBlock | GramBlock]) -> float:
@@ -334,21 +343,28 @@ def half_sum_of_squares(blocks: list[TaskBlock | GramBlock]) -> float:
 
 
 def run_amht(driver: Driver, U0: np.ndarray, config: AMHTConfig, n_batches: int, total_sq: float,
-             callback: Callable[[int, float, float], None] | None = None) -> AMHTResult:
+             callback: Callable[[int, float, float], None] | None = None, n_tasks: int = 1) -> AMHTResult:
     """The outer loop of :func:`fit_amht` over any :class:`Driver` (``n_batches > 1``: sample splitting, the loss
-    then measured on all rows, key -1; ``total_sq``: :func:`half_sum_of_squares` of all rows)."""
+    then measured on all rows, key -1; ``total_sq``: :func:`half_sum_of_squares` of all rows).
+
+    Each per-task pass after the first gets the previous pass's loss over ``n_tasks`` (its mean per-task
+    objective) as the reference of the escapes from wrong supports (:func:`.task_step.escape_floors`): one scalar
+    from the reduced statistics, so the decisions do not depend on how the tasks are split into blocks."""
     cfg = config
     stats = (cfg.block_statistics or cfg.u_solver) if cfg.fit_u else None
     split = n_batches > 1
     floor = 1e-28 * max(total_sq, 1e-300)
 
+    reference = [np.inf]  # mean per-task objective of the previous pass (none before the first)
+
     def per_task_pass(data_id: int, U: np.ndarray) -> tuple[float, Any, Any, Any]:
         if cfg.row_sparsity is None:
-            loss, A, V, diag = driver.run_pass(data_id, U, True, stats)
+            loss, A, V, diag = driver.run_pass(data_id, U, True, stats, reference[0])
         else:
-            driver.run_pass(data_id, U, True, None)
+            driver.run_pass(data_id, U, True, None, reference[0])
             driver.project_row_sparsity(cfg.row_sparsity)
             loss, A, V, diag = driver.run_pass(data_id, U, False, stats)
+        reference[0] = loss / max(n_tasks, 1)
         if split:
             loss = driver.run_pass(-1, U, False, None)[0]
         return loss, A, V, diag

@@ -182,12 +182,13 @@ def task_objective(rows, ci, yy, mi, w, val, ridge, vectors, res):  # pragma: no
 
 
 @JIT
-def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, rtol, yy, vectors, space):
-    # pragma: no cover - compiled
+def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, rtol, swap_floor, yy, vectors,
+               space):  # pragma: no cover - compiled
     """The exchange step of :func:`lorsa.solvers.task_step._swap_table` for one task at a least-squares solution
     on its support: the best exchange of a support slot ``q`` for an outside coordinate ``j`` by its exact gain;
     taken (support changed, least squares solved again, state updated) when the gain exceeds ``rtol`` times the
-    objective and round-off of ``||y_i||^2``. Returns whether it was taken."""
+    objective and round-off of ``||y_i||^2``; tried only when the objective exceeds ``swap_floor`` (the suspect
+    gate of :func:`lorsa.solvers.task_step.escape_floors`). Returns whether it was taken."""
     r = UGU.shape[0]
     k = idx.shape[0]
     pk = r + k
@@ -199,7 +200,7 @@ def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ri
     Gtheta, g = vectors[1], vectors[2]
     obj = task_objective(rows, ci, yy, mi, w, val, ridge, vectors, res)
     floor = max(rtol * obj, 1e-13 * 0.5 * yy)
-    if not obj > floor:  # a gain is at most the objective: fitted to round-off already
+    if not obj > floor or not obj > swap_floor:  # a gain is at most the objective; not suspect: no exchange
         return False
     if rows:
         _row_gradient(Xi, res, mi, g)
@@ -284,7 +285,7 @@ def _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ri
 
 @JIT
 def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, swap_rtol,
-                 yy, vectors, space):  # pragma: no cover - compiled
+                 swap_floor, yy, vectors, space):  # pragma: no cover - compiled
     """Subspace pursuit for one task, in place on ``w, idx, val``.
 
     Gram data (``rows`` False): ``Gi (d, d)``, ``ci (d,)``, ``GUt = (G_i U)^T``; the final ``theta, G theta``
@@ -379,8 +380,8 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
         else:
             _gram_state(Gi, GUt, Ut, w, idx, val, theta, Gtheta)
         if not moved and any_act and swap_rtol >= 0.0:
-            moved = _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, swap_rtol, yy,
-                               vectors, space)
+            moved = _swap_move(rows, Gi, ci, Xi, yi, mi, XUt, GUt, UGU, cU, w, idx, val, act, ridge, swap_rtol,
+                               swap_floor, yy, vectors, space)
             if moved:
                 if rows:
                     _row_state(Xi, yi, mi, XUt, w, idx, val, res)
@@ -391,18 +392,19 @@ def pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
 
 
 @JIT
-def is_stuck(loss, median, restart_factor, yy, act):  # pragma: no cover - compiled
+def is_stuck(loss, restart_floor, yy, act):  # pragma: no cover - compiled
     """Whether a task is restarted (:func:`lorsa.solvers.task_step._restart_stuck`): it may have non-zeros and its
-    objective is above ``restart_factor`` times the block's median and above round-off of ``||y_i||^2 / 2``."""
+    objective is above ``restart_floor`` (``restart_factor`` times the mean per-task objective of the previous
+    pass, :func:`lorsa.solvers.task_step.escape_floors`) and above round-off of ``||y_i||^2 / 2``."""
     any_act = False
     for q in range(act.shape[0]):
         any_act = any_act or act[q]
-    return any_act and loss > restart_factor * median and loss > 1e-13 * 0.5 * yy
+    return any_act and loss > restart_floor and loss > 1e-13 * 0.5 * yy
 
 
 @JIT
-def restart_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, swap_rtol, yy,
-                 vectors, space, w1, idx1, val1):  # pragma: no cover - compiled
+def restart_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, act, ridge, n_steps, swap_rtol,
+                 swap_floor, yy, vectors, space, w1, idx1, val1):  # pragma: no cover - compiled
     """Subspace pursuit again from ``b_i = 0`` (``w_i`` least squares on ``X_i U``) into ``w1, idx1, val1``
     (the restart of :func:`lorsa.solvers.task_step._restart_stuck`); returns its objective, and leaves its state
     where :func:`pursuit_task` does."""
@@ -416,5 +418,5 @@ def restart_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w, idx, val, a
         idx1[q] = idx[q]
         val1[q] = 0.0
     pursuit_task(rows, Gi, ci, Xi, yi, mi, XUt, Ut, GUt, UGU, cU, w1, idx1, val1, act, ridge, n_steps, swap_rtol,
-                 yy, vectors, space)
+                 swap_floor, yy, vectors, space)
     return task_objective(rows, ci, yy, mi, w1, val1, ridge, vectors, space[5])

@@ -112,7 +112,7 @@ def _add_task_statistics(Gi_flat, wi, sign, pair_a, pair_b, T):  # pragma: no co
 
 
 @JIT
-def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_rtol, restart_factor, stats,
+def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_rtol, swap_floor, restart_floor, stats,
                   pair_a, pair_b, loss, V, T):  # pragma: no cover - compiled
     n, d, _ = G.shape
     r = U.shape[1]
@@ -144,22 +144,22 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_
             ci = c[i]
             g = i - start
             pursuit_task(False, Gi, ci, no_rows, no_y, 0, no_y.reshape(1, 1), Ut, GUt[g], UGU[g], cU[g], w[i],
-                         idx[i], val[i], active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space)
+                         idx[i], val[i], active[i], ridge, n_steps, swap_rtol, swap_floor, yy[i], vectors, space)
             loss[i] = task_objective(False, ci, yy[i], 0, w[i], val[i], ridge, vectors, no_y)
             if stats > 0:
                 _add_rhs(Gi, ci, w[i], idx[i], val[i], 1.0, vectors[2], V)
         if stats > 1:
             _accumulate_statistics(Gflat, w, start, stop, pair_a, pair_b, T)
-    if restart_factor <= 0.0 or n == 0:
+    if not restart_floor < np.inf or n == 0:
         return
-    # restart from b_i = 0 the tasks whose objective ends far above the block's median, keep what is lower, and
-    # correct their share of the statistics (task_step._restart_stuck)
-    median = np.median(loss)
+    # restart from b_i = 0 the tasks whose objective ends above restart_floor (a multiple of the previous pass's
+    # mean per-task objective, the same for every block), keep what is lower, and correct their share of the
+    # statistics (task_step._restart_stuck)
     w1 = np.empty(r)
     idx1 = np.empty(k, dtype=np.int64)
     val1 = np.empty(k)
     for i in range(n):
-        if not is_stuck(loss[i], median, restart_factor, yy[i], active[i]):
+        if not is_stuck(loss[i], restart_floor, yy[i], active[i]):
             continue
         Gi = G[i]
         ci = c[i]
@@ -171,8 +171,8 @@ def _gram_sp_pass(G, Gflat, c, yy, U, w, idx, val, active, ridge, n_steps, swap_
             for b in range(r):
                 UGU[0, a, b] = dot(Ut[a], GUt[0, b])
         new_loss = restart_task(False, Gi, ci, no_rows, no_y, 0, no_y.reshape(1, 1), Ut, GUt[0], UGU[0], cU[0], w[i],
-                                idx[i], val[i], active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space, w1, idx1,
-                                val1)
+                                idx[i], val[i], active[i], ridge, n_steps, swap_rtol, swap_floor, yy[i], vectors, space,
+                                w1, idx1, val1)
         if not new_loss < loss[i]:
             continue
         if stats > 0:
@@ -211,7 +211,7 @@ def gram_normal_matvec(G: np.ndarray, w: np.ndarray, D: np.ndarray) -> np.ndarra
 
 def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
                  val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None,
-                 swap_rtol: float = -1.0, restart_factor: float = 0.0
+                 swap_rtol: float = -1.0, swap_floor: float = 0.0, restart_floor: float = np.inf
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray | None]:
     """Subspace pursuit over a Gram block and, optionally, its U-step statistics, compiled.
 
@@ -236,8 +236,10 @@ def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w:
         ``"exact"``: return ``V`` and the Kronecker matrix ``A``; ``"cg"``: ``V`` only; None: neither.
     swap_rtol : float
         The exchange step of a task whose support is stable (``>= 0``: its relative gain threshold; negative: off).
-    restart_factor : float
-        Restart from ``b_i = 0`` tasks whose objective ends above this multiple of the block's median (0: off).
+    swap_floor : float
+        Only tasks whose objective exceeds it try the exchange step (:func:`.task_step.escape_floors`).
+    restart_floor : float
+        Restart from ``b_i = 0`` tasks whose objective ends above it (inf: off; :func:`.task_step.escape_floors`).
 
     Returns
     -------
@@ -263,7 +265,7 @@ def gram_sp_pass(G: np.ndarray, c: np.ndarray, yy: np.ndarray, U: np.ndarray, w:
     _gram_sp_pass(G, G.reshape(n, d * d), np.ascontiguousarray(c, dtype=np.float64),
                   np.ascontiguousarray(yy, dtype=np.float64), np.ascontiguousarray(U, dtype=np.float64), w, idx, val,
                   np.ascontiguousarray(active, dtype=np.bool_), float(ridge), int(n_steps), float(swap_rtol),
-                  float(restart_factor), code, pair_a, pair_b, loss, V, T)
+                  float(swap_floor), float(restart_floor), code, pair_a, pair_b, loss, V, T)
     A = None
     if code == 2:
         blocks = np.empty((r, d, r, d))

@@ -40,8 +40,8 @@ __all__ = ["row_sp_pass", "row_normal_matvec"]
 
 
 @JIT
-def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, swap_rtol, restart_factor, stats, loss, V,
-                 diag):  # pragma: no cover - compiled
+def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, swap_rtol, swap_floor, restart_floor, stats,
+                 loss, V, diag):  # pragma: no cover - compiled
     n, m, d = X.shape
     r = U.shape[1]
     k = idx.shape[1]
@@ -65,26 +65,27 @@ def _row_sp_pass(X, y, sizes, U, w, idx, val, active, ridge, n_steps, swap_rtol,
         yy[i] = dot(yi[:mi], yi[:mi])
         _task_products(Xi, yi, mi, Ut, XUt, UGU, cU)
         pursuit_task(True, no_gram, cU, Xi, yi, mi, XUt, Ut, XUt, UGU, cU, w[i], idx[i], val[i], active[i], ridge,
-                     n_steps, swap_rtol, yy[i], vectors, space)
+                     n_steps, swap_rtol, swap_floor, yy[i], vectors, space)
         loss[i] = task_objective(True, cU, yy[i], mi, w[i], val[i], ridge, vectors, res)
         _add_task_statistics(Xi, yi, mi, w[i], idx[i], val[i], 1.0, stats, target, Xt, colsq, w2, V, diag)
-    if restart_factor <= 0.0 or n == 0:
+    if not restart_floor < np.inf or n == 0:
         return
-    # restart from b_i = 0 the tasks whose objective ends far above the block's median, keep what is lower, and
-    # correct their share of the statistics (task_step._restart_stuck)
-    median = np.median(loss)
+    # restart from b_i = 0 the tasks whose objective ends above restart_floor (a multiple of the previous pass's
+    # mean per-task objective, the same for every block), keep what is lower, and correct their share of the
+    # statistics (task_step._restart_stuck)
     w1 = np.empty(r)
     idx1 = np.empty(k, dtype=np.int64)
     val1 = np.empty(k)
     for i in range(n):
-        if not is_stuck(loss[i], median, restart_factor, yy[i], active[i]):
+        if not is_stuck(loss[i], restart_floor, yy[i], active[i]):
             continue
         Xi = X[i]
         yi = y[i]
         mi = sizes[i]
         _task_products(Xi, yi, mi, Ut, XUt, UGU, cU)
         new_loss = restart_task(True, no_gram, cU, Xi, yi, mi, XUt, Ut, XUt, UGU, cU, w[i], idx[i], val[i],
-                                active[i], ridge, n_steps, swap_rtol, yy[i], vectors, space, w1, idx1, val1)
+                                active[i], ridge, n_steps, swap_rtol, swap_floor, yy[i], vectors, space, w1, idx1,
+                                val1)
         if not new_loss < loss[i]:
             continue
         _add_task_statistics(Xi, yi, mi, w[i], idx[i], val[i], -1.0, stats, target, Xt, colsq, w2, V, diag)
@@ -162,7 +163,7 @@ def _row_normal_matvec(X, sizes, w, D, out):  # pragma: no cover - compiled
 
 def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, w: np.ndarray, idx: np.ndarray,
                 val: np.ndarray, active: np.ndarray, ridge: float, n_steps: int, stats: str | None,
-                swap_rtol: float = -1.0, restart_factor: float = 0.0
+                swap_rtol: float = -1.0, swap_floor: float = 0.0, restart_floor: float = np.inf
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray | None]:
     """Subspace pursuit over a row block and, optionally, the U step's right side and Jacobi diagonal, compiled.
 
@@ -180,6 +181,8 @@ def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, 
     n_steps : int
     stats : {"exact", "cg", None}
         ``"exact"`` or ``"cg"``: return ``V``; ``"cg"`` also ``diag(A)``.
+    swap_rtol, swap_floor, restart_floor : float
+        The escapes, as in :func:`.gram_pass_compiled.gram_sp_pass`.
 
     Returns
     -------
@@ -202,7 +205,8 @@ def row_sp_pass(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, U: np.ndarray, 
     diag = np.zeros((r, d))
     _row_sp_pass(np.ascontiguousarray(X), np.ascontiguousarray(y), np.ascontiguousarray(sizes, dtype=np.int64),
                  np.ascontiguousarray(U, dtype=np.float64), w, idx, val, np.ascontiguousarray(active, dtype=np.bool_),
-                 float(ridge), int(n_steps), float(swap_rtol), float(restart_factor), code, loss, V, diag)
+                 float(ridge), int(n_steps), float(swap_rtol), float(swap_floor), float(restart_floor), code, loss, V,
+                 diag)
     return (w, idx, val, float(loss.sum()), V.T.copy() if code else None, diag.T.copy() if code == 1 else None)
 
 

@@ -11,12 +11,17 @@ Three solvers, picked by ``TaskStepConfig.method``, written once against the sys
     cannot lock in a wrong support: on noiseless data it reaches machine precision where the alternation stalls.
     Two escapes from the wrong supports where subspace pursuit stops (its candidates are the k largest gradient
     entries, and a missing coordinate need not be among them when ``X_i^T X_i`` is far from a multiple of I):
-    *exchange step* (``swap``) — a task whose support did not move takes the best single exchange of a support
-    slot for an outside coordinate, ranked by its exact objective decrease (rank-one updates of the support's
-    normal equations for all ``k (d - k)`` exchanges at once, :func:`_swap_table`), if that decrease exceeds
-    ``swap_rtol`` of the objective, then continues the pursuit; *restart* (``restart_factor``) — a task whose
-    objective ends above ``restart_factor`` times the median over its block runs the pursuit again from
-    ``b_i = 0`` and keeps the result if it is lower. Measured (d = 20, r = 2, k = 2, t = 300, noiseless, 5 seeds):
+    *exchange step* (``swap``) — a suspect task whose support did not move takes the best single exchange of a
+    support slot for an outside coordinate, ranked by its exact objective decrease (rank-one updates of the
+    support's normal equations for all ``k (d - k)`` exchanges at once, :func:`_swap_table`), if that decrease
+    exceeds ``swap_rtol`` of the objective, then continues the pursuit; *restart* (``restart_factor``) — a task
+    whose objective ends above ``restart_factor`` times the reference runs the pursuit again from ``b_i = 0`` and
+    keeps the result if it is lower. Suspect: objective above ``swap_factor`` times the reference, where the
+    reference ``loss_reference`` is the mean per-task objective of the previous pass (set by
+    :func:`lorsa.solvers.amht.run_amht`: a scalar reduced with the other statistics, so every block layout, engine
+    and backend makes the same decisions; :func:`escape_floors`). Only the few tasks above it pay for the exchange
+    table (cost per iteration against plain subspace pursuit: ``benchmarks/escape_overhead.py``). Measured
+    (d = 20, r = 2, k = 2, t = 300, noiseless, 5 seeds):
     recovery (relative error <= 1e-6) on 5/5 seeds at m = 20 and 25 where plain subspace pursuit had 0/5 and 1/5.
 ``"htp"`` — hard thresholding pursuit: ``S`` = top-``k`` of ``|b + mu g|`` with the normalised step measured on the
     top-``k`` of ``|g|`` (after a least-squares solve ``g`` vanishes on ``S``), then the same joint solve.
@@ -45,7 +50,7 @@ import numpy as np
 from ..kernels import batched_inverse, topk_abs
 from .task_systems import GramSystem, Normal, RowSystem, put_state, take_state
 
-__all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros", "METHODS"]
+__all__ = ["TaskStepConfig", "TaskStepResult", "task_step", "allowed_nonzeros", "escape_floors", "METHODS"]
 
 METHODS = ("sp", "htp", "iht")
 
@@ -65,7 +70,21 @@ class TaskStepConfig:
     schedule_c1: float = 0.25
     swap: bool = True
     swap_rtol: float = 1e-6
+    swap_factor: float = 1.0
     restart_factor: float = 10.0
+    loss_reference: float = 0.0
+
+
+def escape_floors(config: TaskStepConfig) -> tuple[float, float]:
+    """``(swap_floor, restart_floor)``: a stable task tries the exchange step when its objective exceeds
+    ``swap_floor = swap_factor * loss_reference`` (``swap_factor <= 0``: every stable task, as in a private fit,
+    where no task's decision may depend on the others' data), and is restarted when it exceeds ``restart_floor =
+    restart_factor * loss_reference`` (``restart_factor <= 0``: never, ``inf``). ``loss_reference = inf`` (the
+    first pass, before any reference exists) turns both off; ``0`` (a bare :func:`task_step`) opens both."""
+    ref = config.loss_reference
+    swap_floor = config.swap_factor * ref if config.swap_factor > 0 else 0.0
+    restart_floor = config.restart_factor * ref if config.restart_factor > 0 else np.inf
+    return float(swap_floor), float(restart_floor)
 
 
 @dataclass
@@ -126,7 +145,7 @@ def task_step(system: RowSystem | GramSystem, w: np.ndarray, idx: np.ndarray, va
         w, idx, val, state = _iht_then_ls(system, w, idx, val, active, config, sizes)
     else:
         w, idx, val, state = _pursuit(system, w, idx, val, active, config, fixed_w, state)
-        if config.method == "sp" and config.restart_factor:
+        if config.method == "sp" and escape_floors(config)[1] < np.inf:
             w, idx, val, state = _restart_stuck(system, w, idx, val, active, config, fixed_w, state)
     loss_after = float(np.sum(system.objective(state))) + _penalty(ridge, w, val)
     return TaskStepResult(w=w, idx=idx, val=val, target=system.target(idx, val), loss_before=loss_before,
@@ -185,7 +204,7 @@ def _pursuit(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, 
                  | np.any(current != act_t, axis=1))
         if config.swap and config.method == "sp" and not moved.all():
             moved = _escape_by_swap(sub, pruned, w_t, new_idx, new_val, new_state, act_t, ridge, moved,
-                                    config.swap_rtol, fixed_t)
+                                    config.swap_rtol, fixed_t, escape_floors(config)[0])
         w[todo], idx[todo], val[todo] = w_t, new_idx, new_val
         put_state(state, todo, new_state)
         if not moved.any():
@@ -238,17 +257,17 @@ def _swap_table(system, normal, w, vals, state, act, ridge):
     return gain[np.arange(n), best], best // k, best % k
 
 
-def _escape_by_swap(system, normal, w, idx, vals, state, act, ridge, moved, rtol, fixed_w):
-    """Tasks whose support subspace pursuit left unchanged take their best single exchange (:func:`_swap_table`)
-    when it lowers the objective by more than ``rtol`` of it (and than round-off of ``||y_i||^2``); their
-    ``w, idx, vals, state`` are updated in place and they count as moved."""
+def _escape_by_swap(system, normal, w, idx, vals, state, act, ridge, moved, rtol, fixed_w, swap_floor):
+    """Tasks whose support subspace pursuit left unchanged and whose objective exceeds ``swap_floor`` take their
+    best single exchange (:func:`_swap_table`) when it lowers the objective by more than ``rtol`` of it (and than
+    round-off of ``||y_i||^2``); their ``w, idx, vals, state`` are updated in place and they count as moved."""
     stable = np.flatnonzero(~moved & act.any(axis=1))
     if stable.size == 0:
         return moved
     # a gain is at most the objective: tasks already below the acceptance threshold (fitted to round-off) skip
     obj = _task_objective(system.subset(stable), take_state(state, stable), w[stable], vals[stable], ridge)
     floor = np.maximum(rtol * obj, 1e-13 * system.subset(stable).energy())
-    open_ = obj > floor
+    open_ = (obj > floor) & (obj > swap_floor)
     stable, obj, floor = stable[open_], obj[open_], floor[open_]
     if stable.size == 0:
         return moved
@@ -277,13 +296,13 @@ def _task_objective(system, state, w, val, ridge) -> np.ndarray:
 
 
 def _restart_stuck(system, w, idx, val, active, config, fixed_w, state) -> tuple[Any, ...]:
-    """Restart the pursuit from ``b_i = 0`` for tasks whose objective ends far above the block's: more than
-    ``restart_factor`` times the median (and above round-off of ``||y_i||^2 / 2``); keep the restart where it is
-    lower. A task left on a wrong support pulls ``U`` off for every other task; from ``b_i = 0`` its first
-    gradient is that of the whole unexplained part."""
+    """Restart the pursuit from ``b_i = 0`` for tasks whose objective ends far above the others': more than
+    ``restart_factor`` times the previous pass's mean per-task objective (:func:`escape_floors`; and above
+    round-off of ``||y_i||^2 / 2``); keep the restart where it is lower. A task left on a wrong support pulls
+    ``U`` off for every other task; from ``b_i = 0`` its first gradient is that of the whole unexplained part."""
     ridge = config.ridge
     obj = _task_objective(system, state, w, val, ridge)
-    stuck = np.flatnonzero((obj > config.restart_factor * np.median(obj)) & (obj > 1e-13 * system.energy())
+    stuck = np.flatnonzero((obj > escape_floors(config)[1]) & (obj > 1e-13 * system.energy())
                            & active.any(axis=1))
     if stuck.size == 0:
         return w, idx, val, state

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ...solvers.amht import AMHTConfig
+from ...solvers.amht import AMHTConfig, with_loss_reference
 from ...solvers.row_sparsity import merge_row_candidates, row_sparsity_cutoff
 from . import state as worker_state
 
@@ -158,11 +158,12 @@ class DaskDriver:
                 self.holders[p] = new
 
     # ------------------------------------------------------------------ Driver protocol
-    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any
+    def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any, loss_reference: float = np.inf
                  ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         rotation = self.rotation if run_task_step else None
         # U (d x r) travels inside each partition's task: a scatter would wait for a worker that just died
-        args = (self.fit_id, self.version, np.asarray(U), rotation, key, run_task_step, stats, self.worker_config)
+        args = (self.fit_id, self.version, np.asarray(U), rotation, key, run_task_step, stats,
+                with_loss_reference(self.worker_config, loss_reference))
         d_r = U.shape[0] * U.shape[1]
         big = stats is not None and stats != "cg"
         out = self._request(worker_state.partition_pass, args, worker_state.add_outputs, 8 * d_r * d_r if big else 0)

@@ -47,7 +47,8 @@ def run_resident(client: Any, data: ResidentData, U0: np.ndarray, config: AMHTCo
     """AMHT-LRS over resident blocks; returns the result and what the run did on the cluster."""
     driver = DaskDriver(client, data.partitions, data.holders, config)
     try:
-        result = run_amht(driver, U0, config, n_batches, float(sum(s.half_sq for s in data.summaries)), callback)
+        result = run_amht(driver, U0, config, n_batches, float(sum(s.half_sq for s in data.summaries)), callback,
+                          n_tasks=int(sum(s.n_tasks for s in data.summaries)))
     finally:
         driver.close()
     info = {"n_partitions": len(data.partitions), "n_workers": len(set(data.holders)), "shuffled": data.shuffled,
