@@ -316,7 +316,7 @@ class PrivateLRSRegressor(LRSRegressor):
             share = self.init_budget_share if moments else None
             release, report, z0 = private_release(bounds, eps, delta, L, self.accountant, share, seed,
                                                   known_seed=self.reproducible, share_A=self.budget_share_A)
-        # no restarts of stuck tasks: their test compares a user's objective with the other users' (a block median),
+        # no restarts of stuck tasks: their test compares a user's objective with the other users' (their mean),
         # so one user's data would move another user's (w_i, b_i) and its clipped contribution to the statistics,
         # which the per-user sensitivity bound does not allow; the exchange step stays, for every user whose support
         # is stable (swap_factor 0: not gated by the other users' mean objective)
