@@ -305,3 +305,38 @@ def test_cli_fit_predict_adapt_on_the_cluster(client, recoverable, tmp_path, cap
     capsys.readouterr()
     assert main(["fit", str(parts), "-o", str(tmp_path / "x.npz"), *common, "--scheduler", "local:zero"]) == 2
     assert "local:N needs a number of worker processes" in capsys.readouterr().err
+
+
+def test_balanced_holders_moves_few_and_evens_the_bytes():
+    from lorsa.backends.dask.ingest import balanced_holders
+
+    w = ["tcp://a", "tcp://b"]
+    # the measured case: 9 and 7 of 16 equal partitions -> one partition moves, 8 and 8
+    holders = [w[0]] * 9 + [w[1]] * 7
+    out = balanced_holders([100] * 16, holders, w)
+    assert sum(h != g for h, g in zip(holders, out, strict=True)) == 1
+    assert out.count(w[0]) == out.count(w[1]) == 8
+    # already balanced: nothing moves; a departed holder's partitions go to the live workers
+    assert balanced_holders([100] * 4, [w[0], w[1]] * 2, w) == [w[0], w[1]] * 2
+    out = balanced_holders([5, 3, 2, 2], ["tcp://gone"] * 4, w)
+    loads = sorted(sum(s for s, h in zip([5, 3, 2, 2], out, strict=True) if h == x) for x in w)
+    assert set(out) <= set(w) and loads == [5, 7]
+    with pytest.raises(ValueError, match="no dask workers"):
+        balanced_holders([1], [w[0]], [])
+
+
+def test_blocks_are_balanced_over_the_workers(client, recoverable):
+    """8 equal-sized partitions (one per 12-13 tasks): after ingest each worker holds about half the block bytes,
+    whatever dask's work stealing did with the builds."""
+    df = _table(recoverable)
+    df = df.sort_values("task", kind="stable")
+    ddf = dd.from_pandas(df, npartitions=8, sort=False)
+    est = LRSRegressor(rank=1, sparsity=2, max_iter=3, random_state=0).fit(ddf[FEATURES], ddf["y"],
+                                                                          tasks=ddf["task"])
+    info = est.distributed_
+    share: dict[str, int] = {}
+    for h, b in zip(info["holders"], info["partition_bytes"], strict=True):
+        share[h] = share.get(h, 0) + b
+    assert len(share) == 2
+    # the largest partition bounds how even a split can be
+    assert max(share.values()) - min(share.values()) <= max(info["partition_bytes"])

@@ -1,9 +1,13 @@
 """The iteration driver of the dask engine: a :class:`lorsa.solvers.amht.Driver` whose state lives on workers.
 
-Every pass submits one task per resident partition, pinned to the worker that holds the partition's blocks
-(``workers=[holder], allow_other_workers=False``: no work stealing, so the per-task state stays next to its
-blocks), and sums the partial results in a fixed tree (groups of consecutive partitions summed in order on the
-workers, the last level here), so the same data and seed give identical bits run after run. ``U`` (d x r
+Every request (a pass, a CG product, ...) submits one task per worker, pinned to it (``workers=[holder],
+allow_other_workers=False``: no work stealing, so the per-task state stays next to its blocks), which runs over
+the partitions that worker holds, in partition order, and returns their partial results as a list; the driver
+sums them in partition order, so the same data and seed give identical bits run after run, whichever worker holds
+which partition. Large partials (the exact U step's ``A``, ``(dr)^2`` numbers, above 1 MiB) are instead computed
+one task per partition and summed in a fixed tree (groups of 8 consecutive partitions summed in order on the
+workers, the last level here). A request costs one scheduler round trip per worker, not per partition
+(measured: 16 partitions on 2 workers, ~50 ms per request per-partition at t = 10^5). ``U`` (d x r
 numbers) goes out with each partition's task; a CG step costs one such round trip per CG iteration. The U solve
 itself runs here, on the driver, in :func:`lorsa.solvers.amht.run_amht` unchanged.
 
@@ -54,6 +58,19 @@ def tree_reduce(client: Any, futures: list, combine: Callable[[Any, Any], Any], 
     return level
 
 
+def _over_partitions(fn: Callable[..., Any], parts: list, args: tuple) -> list:
+    """``[fn(part, *args) for part in parts]`` on one worker (its partitions, in partition order)."""
+    return [fn(part, *args) for part in parts]
+
+
+def _in_partition_order(per_worker: list[list], groups: list[tuple[str, list[int]]]) -> list:
+    out: list = [None] * sum(len(parts) for _, parts in groups)
+    for results, (_, parts) in zip(per_worker, groups, strict=True):
+        for p, r in zip(parts, results, strict=True):
+            out[p] = r
+    return out
+
+
 def _alive(client: Any) -> set[str]:
     return set(client.scheduler_info(n_workers=-1)["workers"])
 
@@ -71,13 +88,20 @@ class DaskDriver:
     config : AMHTConfig
     poll : float
         Seconds between liveness checks while waiting.
+    sizes : list of int, optional
+        Bytes of each partition's blocks (a lost worker's partitions go to the least-loaded survivors by bytes;
+        without them, by count).
     """
 
     def __init__(self, client: Any, partitions: list, holders: list[str], config: AMHTConfig,
-                 poll: float = 0.5, max_recoveries: int = 10) -> None:
+                 poll: float = 0.5, max_recoveries: int = 10, sizes: list[int] | None = None) -> None:
         self.client = client
         self.partitions = partitions
         self.holders = list(holders)
+        self.sizes = [1] * len(partitions) if sizes is None else [int(s) for s in sizes]
+        # partials up to this size come back as one list per worker (one task per worker per request); larger
+        # ones are tree-summed on the workers, one task per partition
+        self.per_worker_bytes = 2**20
         self.config = config
         # the workers get the settings without the release hook (noise is added here, on the driver, only)
         self.worker_config = replace(config, release=None)
@@ -104,13 +128,19 @@ class DaskDriver:
         arg_bytes = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
         for _attempt in range(self.max_recoveries + 1):
             self.requests += 1
-            self.bytes_sent += arg_bytes * len(self.partitions)
-            futures = [self.client.submit(fn, part, *args, workers=[holder], allow_other_workers=False, pure=False)
-                       for part, holder in zip(self.partitions, self.holders, strict=True)]
-            # small partials (a CG product, V): up to 32 gathered and summed here; large ones (A, (dr)^2) summed in
-            # groups of 8 on the workers first
-            fan_in = 8 if partial_bytes > 2**20 else 32
-            top = tree_reduce(self.client, futures, combine, fan_in) if combine else futures
+            if combine is None or partial_bytes <= self.per_worker_bytes:
+                futures, top = self._submit_per_worker(fn, args)
+                self.bytes_sent += arg_bytes * len(futures)
+                grouped = True
+            else:
+                # large partials (A, (dr)^2 numbers): one task per partition, summed in groups of 8 consecutive
+                # partitions on the workers first, the last level here
+                self.bytes_sent += arg_bytes * len(self.partitions)
+                futures = [self.client.submit(fn, part, *args, workers=[holder], allow_other_workers=False,
+                                              pure=False)
+                           for part, holder in zip(self.partitions, self.holders, strict=True)]
+                top = tree_reduce(self.client, futures, combine, 8)
+                grouped = False
             try:
                 while True:
                     try:
@@ -123,6 +153,8 @@ class DaskDriver:
                             raise WorkerLost(", ".join(dead)) from None
                 results = self.client.gather(top)
                 self.bytes_received += int(sizeof(results))
+                if grouped:   # per-worker lists back in partition order
+                    results = _in_partition_order(results, self._groups())
                 return sum_in_order(combine, *results) if combine else results
             except WorkerLost as lost:
                 self.client.cancel(futures + top, force=True)
@@ -141,21 +173,37 @@ class DaskDriver:
         raise RuntimeError(f"the dask cluster lost workers {self.max_recoveries + 1} times during one request; "
                            f"lost so far: {self.lost_workers}")
 
+    def _groups(self) -> list[tuple[str, list[int]]]:
+        """The partitions of each holder, in partition order (holders in address order)."""
+        groups: dict[str, list[int]] = {}
+        for p, h in enumerate(self.holders):
+            groups.setdefault(h, []).append(p)
+        return sorted(groups.items())
+
+    def _submit_per_worker(self, fn: Callable[..., Any], args: tuple) -> tuple[list, list]:
+        """One task per worker running ``fn`` over all its partitions in partition order, returning the list of
+        per-partition results (summed here in partition order: the same bits as one task per partition)."""
+        futures = [self.client.submit(_over_partitions, fn, [self.partitions[p] for p in parts], args,
+                                      workers=[holder], allow_other_workers=False, pure=False)
+                   for holder, parts in self._groups()]
+        return futures, futures
+
     def _reassign(self, lost: str) -> None:
-        """Give the partitions of departed workers to the live workers holding the fewest."""
+        """Give the partitions of departed workers (largest first) to the live workers holding the fewest bytes;
+        the partitions of live workers stay where they are."""
         alive = sorted(_alive(self.client))
         if not alive:
             raise RuntimeError(f"every dask worker left the cluster during the fit (last lost: {lost})")
         self.lost_workers.append(lost)
         load = {w: 0 for w in alive}
-        for h in self.holders:
+        for h, size in zip(self.holders, self.sizes, strict=True):
             if h in load:
-                load[h] += 1
-        for p, h in enumerate(self.holders):
-            if h not in load:
-                new = min(alive, key=lambda w: (load[w], w))
-                load[new] += 1
-                self.holders[p] = new
+                load[h] += size
+        orphans = sorted((p for p, h in enumerate(self.holders) if h not in load), key=lambda p: (-self.sizes[p], p))
+        for p in orphans:
+            new = min(alive, key=lambda w: (load[w], w))
+            load[new] += self.sizes[p]
+            self.holders[p] = new
 
     # ------------------------------------------------------------------ Driver protocol
     def run_pass(self, key: int, U: np.ndarray, run_task_step: bool, stats: Any, loss_reference: float = np.inf

@@ -45,7 +45,8 @@ def _n_features(X: Any) -> int:
 def run_resident(client: Any, data: ResidentData, U0: np.ndarray, config: AMHTConfig, n_batches: int,
                  callback: Callable[[int, float, float], Any] | None) -> tuple[AMHTResult, dict[str, Any]]:
     """AMHT-LRS over resident blocks; returns the result and what the run did on the cluster."""
-    driver = DaskDriver(client, data.partitions, data.holders, config)
+    driver = DaskDriver(client, data.partitions, data.holders, config,
+                        sizes=[int(s.nbytes) for s in data.summaries])
     try:
         result = run_amht(driver, U0, config, n_batches, float(sum(s.half_sq for s in data.summaries)), callback,
                           n_tasks=int(sum(s.n_tasks for s in data.summaries)))

@@ -25,7 +25,7 @@ from ... import _validation as v
 from . import is_dask_collection
 from .partition import ROW, TARGET, TASK, WEIGHT, PartitionSummary, build_partition, summarize_partition
 
-__all__ = ["ResidentData", "as_frame", "ingest", "check_memory"]
+__all__ = ["ResidentData", "as_frame", "ingest", "check_memory", "balanced_holders"]
 
 
 @dataclass
@@ -154,6 +154,59 @@ def check_memory(client: Any, needed: dict[str, float] | float, what: str) -> No
                 "add workers or memory, or use dtype='float32'")
 
 
+def balanced_holders(sizes: list[int], holders: list[str], workers: list[str], slack: float = 0.02) -> list[str]:
+    """A placement of partitions on ``workers`` with about equal bytes per worker, moving few partitions.
+
+    Largest partition first (ties by partition number), a partition stays on its current holder while that
+    worker's load stays within ``(1 + slack)`` of an equal share (or it is the only partition there); otherwise it
+    goes to the least-loaded worker (ties by address). Deterministic in its arguments. An iteration waits for the
+    most loaded worker, so a 9 : 7 split of 16 equal partitions costs 9/8 = 1.125x per iteration.
+    """
+    if not workers:
+        raise ValueError("no dask workers to place the partitions on")
+    share = (1.0 + slack) * float(sum(sizes)) / len(workers)
+    load = {w: 0.0 for w in workers}
+    out = list(holders)
+    for p in sorted(range(len(sizes)), key=lambda q: (-sizes[q], q)):
+        here = holders[p]
+        if here in load and (load[here] + sizes[p] <= share or load[here] == 0.0):
+            target = here
+        else:
+            target = min(workers, key=lambda w: (load[w], w))
+        load[target] += sizes[p]
+        out[p] = target
+    return out
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+def _balance(client: Any, futures: list, sizes: list[int], workers: list[str]) -> tuple[list, list[str]]:
+    """Move partitions so the workers hold about equal bytes of blocks (:func:`balanced_holders`).
+
+    dask's work stealing lets a build task run away from its planned worker, so the placement after the builds
+    is uneven (measured: 9 and 7 of 16 equal partitions). A moved partition is a copy task depending on the built
+    one, placed on its new worker; its lineage (read -> shuffle -> build -> copy) still rebuilds it after a lost
+    worker, and the restriction is loose so a rebuild can run anywhere. The holders returned are where the
+    blocks actually are."""
+    from distributed import wait
+
+    who = client.who_has(futures)
+    holders = [sorted(who[f.key])[0] for f in futures]
+    target = balanced_holders(sizes, holders, workers)
+    moved = list(futures)
+    changes = [p for p, (src, dst) in enumerate(zip(holders, target, strict=True)) if src != dst]
+    for p in changes:
+        moved[p] = client.submit(_same, futures[p], workers=[target[p]], allow_other_workers=True, pure=False)
+    if changes:
+        wait(moved)
+        del futures
+        who = client.who_has(moved)
+        holders = [sorted(who[f.key])[0] for f in moved]
+    return moved, holders
+
+
 def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str, split: int, seed: int | None,
            moments: bool, npartitions: int | None = None, private: bool = False) -> ResidentData:
     """Labels and counts to the driver, rows grouped by task (dask's shuffle when needed), blocks built and
@@ -186,8 +239,7 @@ def ingest(client: Any, frame: Any, features: list[str], dtype: str, layout: str
     keep = [i for i, s in enumerate(summaries) if s.n_tasks > 0]
     futures = [futures[i] for i in keep]
     summaries = [summaries[i] for i in keep]
-    who = client.who_has(futures)
-    holders = [sorted(who[f.key])[0] for f in futures]
+    futures, holders = _balance(client, futures, [s.nbytes for s in summaries], workers)
     per_worker: dict[str, float] = {}
     for s, h in zip(summaries, holders, strict=True):
         per_worker[h] = per_worker.get(h, 0.0) + s.nbytes
