@@ -2,6 +2,7 @@
 
     python benchmarks/dask_engine.py                         # t = 10^5 and 10^6, writes benchmarks/DISTRIBUTED.md
     python benchmarks/dask_engine.py --tasks 100000          # one size only (results merged into the json)
+    python benchmarks/dask_engine.py --tasks 1000000 --repeats 3   # 3 alternating threads/dask pairs, median ratio
     python benchmarks/dask_engine.py --quick --out /tmp/d    # tiny sizes (smoke test)
 
 Setting: d = 50, r = 3, k = 3, m = 20 rows per task, t tasks, noiseless, float64, ``engine="auto"`` (numba),
@@ -179,15 +180,22 @@ def spawn(*extra: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- the report
-def measure_size(t: int, chunks: int, max_iter: int, seed: int, tmp: Path, extra_sections: bool) -> dict:
+def measure_size(t: int, chunks: int, max_iter: int, seed: int, tmp: Path, extra_sections: bool,
+                 repeats: int = 1) -> dict:
     model = str(tmp / f"threads-{t}.npz")
     base = ["--tasks", str(t), "--max-iter", str(max_iter), "--seed", str(seed)]
-    print(f"t={t}: threads backend ...", flush=True)
-    threads = spawn("--one", "threads", "--chunks", str(chunks), "--model", model, *base)
-    print(f"t={t}: 2-process LocalCluster ...", flush=True)
-    dask2 = spawn("--one", "dask", "--workers", "2", "--chunks", str(chunks), "--model", model, *base)
-    row = {"tasks": t, "threads": threads, "dask": dask2,
-           "overhead_ratio": dask2["median_iteration_s"] / threads["median_iteration_s"]}
+    pairs = []
+    for rep in range(repeats):   # threads and dask alternate, so slow phases of a shared machine hit both
+        print(f"t={t} ({rep + 1}/{repeats}): threads backend ...", flush=True)
+        threads = spawn("--one", "threads", "--chunks", str(chunks), "--model", model, *base)
+        print(f"t={t} ({rep + 1}/{repeats}): 2-process LocalCluster ...", flush=True)
+        dask2 = spawn("--one", "dask", "--workers", "2", "--chunks", str(chunks), "--model", model, *base)
+        pairs.append((threads, dask2))
+    ratios = [d["median_iteration_s"] / th["median_iteration_s"] for th, d in pairs]
+    # the reported pair is the one with the median ratio; every pair's ratio is kept
+    threads, dask2 = pairs[int(np.argsort(ratios)[(len(ratios) - 1) // 2])]
+    row = {"tasks": t, "threads": threads, "dask": dask2, "overhead_ratio": float(np.median(ratios)),
+           "overhead_ratios": ratios}
     if extra_sections:
         row["partitions"] = []
         for p in sorted({max(2, chunks // 4), chunks, chunks * 4}):
@@ -213,14 +221,18 @@ def write_report(results: dict, out: Path) -> None:
              "compare ratios within a row.", "",
              f"Machine: {results['machine']}", "",
              "## a. Time per iteration: dask (2 processes) vs threads (2 threads), same data", "",
-             "| tasks t | rows | threads s/iter | dask s/iter | overhead ratio | dask requests/iter | partitions |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| tasks t | rows | threads s/iter | dask s/iter | overhead ratio | ratio of each run pair | "
+             "dask requests/iter | partitions |",
+             "|---:|---:|---:|---:|---:|---|---:|---:|"]
     for row in results["sizes"]:
         th, dk = row["threads"], row["dask"]
+        each = ", ".join(f"{x:.2f}" for x in row.get("overhead_ratios", [row["overhead_ratio"]]))
         lines.append(f"| {row['tasks']:,} | {row['tasks'] * M:,} | {th['median_iteration_s']:.3f} | "
-                     f"{dk['median_iteration_s']:.3f} | **{row['overhead_ratio']:.2f}** | "
+                     f"{dk['median_iteration_s']:.3f} | **{row['overhead_ratio']:.2f}** | {each} | "
                      f"{dk['requests_per_iteration']:.1f} | {dk['n_partitions']} |")
-    lines += ["", "The issue's bar: overhead ratio <= 1.25 at t = 10^6.", ""]
+    lines += ["", "The issue's bar: overhead ratio <= 1.25 at t = 10^6. With `--repeats N` the threads and dask runs "
+              "alternate N times; the overhead ratio is the median of the pairs' ratios and the times shown are "
+              "the median pair's.", ""]
     for row in results["sizes"]:
         if "partitions" not in row:
             continue
@@ -243,7 +255,8 @@ def write_report(results: dict, out: Path) -> None:
                   f"| 8 | {e['median_iteration_s']:.3f} | {e['request_round_trip_s'] * 1e3:.1f} ms | "
                   f"{e['requests_per_iteration']:.1f} | {e.get('max_prediction_difference', float('nan')):.2e} |", "",
                   "8 processes share 2 cores here, so the 8-worker time per iteration measures overhead, not "
-                  "speed-up. The round trip is one pinned no-op task per partition, gathered.", ""]
+                  "speed-up. The round trip is one pinned no-op task per partition, gathered (a request of the "
+                  "engine sends one task per worker, running all its partitions).", ""]
     lines += ["## d. Peak memory per worker vs its share of the blocks", "",
               "| tasks t | workers | worker | share of the blocks | peak RSS | idle RSS | (peak - idle) / share |",
               "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -268,6 +281,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--max-iter", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1, help="threads/dask run pairs per size (median ratio)")
     parser.add_argument("--quick", action="store_true", help="t = 2,000 only (smoke test)")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
@@ -284,7 +298,7 @@ def main() -> None:
     for t in sizes:
         chunks = 16
         row = measure_size(t, chunks, 3 if args.quick else args.max_iter, args.seed, args.out,
-                           extra_sections=t == min(sizes) and t <= 200_000)
+                           extra_sections=t == min(sizes) and t <= 200_000, repeats=args.repeats)
         results["sizes"] = [r for r in results["sizes"] if r["tasks"] != t] + [row]
         results["sizes"].sort(key=lambda r: r["tasks"])
         json_path.write_text(json.dumps(results, indent=1))

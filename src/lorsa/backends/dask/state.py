@@ -14,9 +14,12 @@ The per-block mathematics is the in-memory engine's own: :func:`lorsa.solvers.am
 
 from __future__ import annotations
 
+import functools
+import gc
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +32,27 @@ __all__ = ["PassOutput", "partition_pass", "partition_matvec", "partition_state"
 
 _STORE: dict[tuple[str, int], _State] = {}
 _LOCK = threading.Lock()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def gc_paused(fn: _F) -> _F:
+    """Run ``fn`` with Python's cyclic garbage collector paused (restored after, also on error).
+
+    A dask worker process holds many Python objects (its own state, the task graph), and the numpy temporaries of
+    a pass trigger full collections that traverse them all. Measured at t = 10^6 (d = 50, 2 workers): 6.1-6.3 s
+    per iteration with the collector running, 5.0-5.2 s with it paused, against 4.1 s for the in-memory threads
+    backend. The worker functions create no reference cycles, so nothing accumulates while it is paused.
+    """
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+    return run  # type: ignore[return-value]
 
 
 def _serial_map(fn: Any, items: list) -> list:
@@ -89,6 +113,7 @@ def _lookup(fit_id: str, part: int, version: int) -> _State | None:
     return state if state is not None and version in state.versions else None
 
 
+@gc_paused
 def partition_pass(data: PartitionData, fit_id: str, version: int, U: np.ndarray, rotation: np.ndarray | None,
                    key: int, run_task_step: bool, stats: Any, config: AMHTConfig) -> PassOutput:
     """The pass of :func:`lorsa.solvers.amht.run_amht` over one partition.
@@ -126,6 +151,7 @@ def _current(data: PartitionData, fit_id: str, version: int, config: AMHTConfig,
     return W, idx, val, state
 
 
+@gc_paused
 def partition_matvec(data: PartitionData, fit_id: str, version: int, key: int, D: np.ndarray,
                      config: AMHTConfig, U: np.ndarray) -> np.ndarray:
     """The partition's share of the CG operator ``sum_i X_i^T X_i D w_i w_i^T`` with its resident ``w_i``."""
@@ -133,6 +159,7 @@ def partition_matvec(data: PartitionData, fit_id: str, version: int, key: int, D
     return normal_matvec_over_blocks(data.blocks(key), W, D, config.engine, _serial_map)
 
 
+@gc_paused
 def partition_row_candidates(data: PartitionData, fit_id: str, version: int, zeta: int, config: AMHTConfig,
                              U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The partition's ``zeta`` largest ``|b_i[p]|`` per coordinate (row-sparsity projection, SPEC §1)."""
@@ -140,6 +167,7 @@ def partition_row_candidates(data: PartitionData, fit_id: str, version: int, zet
     return row_sparsity_candidates(idx, val, state.active, data.task_ids, zeta)
 
 
+@gc_paused
 def partition_apply_row_cutoff(data: PartitionData, fit_id: str, version: int, cutoff: tuple, config: AMHTConfig,
                                U: np.ndarray) -> int:
     """Drop the slots below the global per-coordinate cut-off (in place; applying it twice changes nothing)."""
@@ -149,6 +177,7 @@ def partition_apply_row_cutoff(data: PartitionData, fit_id: str, version: int, c
     return int(keep.sum())
 
 
+@gc_paused
 def partition_state(data: PartitionData, fit_id: str, version: int, config: AMHTConfig, U: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(global task ids, W, idx, val)`` of the partition (the fitted per-task parameters, gathered once)."""
