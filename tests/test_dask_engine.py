@@ -225,7 +225,8 @@ def test_killed_worker_does_not_lose_the_fit(client, recoverable):
 
     def kill(iteration, loss, change):
         if iteration == 2:   # the worker holding this fit's first partition dies with its blocks and state
-            held = [w for key, ws in client.who_has().items() if str(key).startswith("build_partition") for w in ws]
+            built = ("build_partition", "_same")   # built blocks, or a copy moved by the balancing
+            held = [w for key, ws in client.who_has().items() if str(key).startswith(built) for w in ws]
             os.kill(pids[sorted(held)[0]], signal.SIGKILL)
             time.sleep(0.2)
 
@@ -237,7 +238,10 @@ def test_killed_worker_does_not_lose_the_fit(client, recoverable):
     scale = np.max(np.abs(quiet.predict(X, t)))
     # both fits reach the noiseless optimum; the recovered one restarted some tasks' (w_i, b_i), so it agrees to
     # the fit's tolerance, not to round-off
-    assert np.max(np.abs(hit.predict(X, t) - quiet.predict(X, t))) <= 1e-6 * scale
+    gap = np.max(np.abs(hit.predict(X, t) - quiet.predict(X, t)))
+    print(f"killed worker: {hit.distributed_['recovered_partitions']} partitions re-fitted, lost "
+          f"{hit.distributed_['lost_workers']}, max prediction difference {gap:.2e} (scale {scale:.2f})")
+    assert gap <= 1e-6 * scale
     client.wait_for_workers(2, timeout=60)   # the nanny restarts the process
 
 
