@@ -167,7 +167,8 @@ def run_lorsa(final: Any, tune: Any, starved: np.ndarray, **cv_params: Any) -> d
     pred = cv.predict(final.X_val, tasks=final.tasks_val)
     p = cv.best_params_
     tic = time.perf_counter()
-    LRSRegressor(rank=p["rank"], sparsity=p["sparsity"], ridge=p["ridge"], tol=cv.tol, random_state=0).fit(
+    LRSRegressor(rank=p["rank"], sparsity=p["sparsity"], ridge=p.get("basis_ridge", p["ridge"]), tol=cv.tol,
+                 random_state=0).fit(
         final.X_train, final.y_train - final.X_train @ cv.offset_, final.tasks_train)
     one_fit = time.perf_counter() - tic
     other = _other_shrinkage(cv, final)
