@@ -29,7 +29,6 @@ near-ties the smaller model wins.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from typing import Any
@@ -39,12 +38,23 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _validation as v
+from ._cv_file import CVModelFile
+from ._cv_helpers import (
+    _choices,
+    _eb_fit,
+    _moments_directions,
+    _sorted_list,
+    _sparse_part,
+    _warm_basis,
+    default_ranks,
+    default_sparsities,
+    ridge_scale,
+)
 from ._estimator import TaskRegressorMixin, rows_weighted
 from .data import encode_tasks, split_rows
-from .io import read_model_file, write_model_file
 from .model import LRSRegressor, predict_rows
 from .params import plain_value
-from .solvers.random_effects import fit_random_effects, posterior_means, task_gram_blocks
+from .solvers.random_effects import posterior_means, task_gram_blocks
 from .solvers.task_resolve import solve_normals, support_normals, task_ridges
 from .task_labels import TaskIndex
 
@@ -57,76 +67,7 @@ _RIDGE_FACTORS = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 _SHARED_RIDGES = (0.0, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
-def default_ranks(n_features: int, max_rank: int | None = None) -> list[int]:
-    """1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... below ``d`` (and at most ``max_rank``)."""
-    top = n_features - 1 if max_rank is None else min(n_features - 1, max_rank)
-    out, r = [1, 2, 3], 4
-    while r <= top:
-        out += [r, r + r // 2]
-        r *= 2
-    return [x for x in out if x <= top]
-
-
-def default_sparsities(n_features: int) -> list[int]:
-    """0, 1, 2, 5, 10, 20, 50, ... up to ``d / 2``."""
-    out = [0]
-    for base in (1, 2, 5):
-        scale = 1
-        while base * scale <= n_features // 2:
-            out.append(base * scale)
-            scale *= 10
-    return sorted(set(out))
-
-
-def ridge_scale(X: np.ndarray, index: np.ndarray, n_tasks: int) -> float:
-    """``median_i m_i * mean_j ||x_j||^2 / d``: the diagonal of a typical task's ``X_i^T X_i``."""
-    counts = np.bincount(index, minlength=n_tasks)
-    counts = counts[counts > 0]
-    sq = float(np.einsum("nd,nd->", X, X)) / max(X.shape[0] * X.shape[1], 1)
-    return float(np.median(counts)) * max(sq, 1e-300)
-
-
-def _sparse_part(X: np.ndarray, index: np.ndarray, B: sp.spmatrix) -> np.ndarray:
-    """``<x_j, b_{i(j)}>`` for every row."""
-    return predict_rows(X, index, np.zeros((X.shape[1], 1)), np.zeros((B.shape[1], 1)), B)
-
-
-def _eb_fit(X: np.ndarray, y: np.ndarray, index: np.ndarray, n_tasks: int, U: np.ndarray, B: sp.spmatrix,
-            tol: float = 1e-7) -> Any:
-    """Empirical-Bayes ``w_i``: EM for ``y_i - X_i b_i = X_i U w_i + eps``, ``w_i ~ N(mu_w, Sigma_w)`` (the search
-    scores candidates with ``tol = 1e-5``: measured on ML-100K, hold-out RMSEs within 1e-5 of ``1e-7``'s)."""
-    Z = X @ U
-    blocks = task_gram_blocks(Z, y - _sparse_part(X, index, B), index, n_tasks)
-    return fit_random_effects(blocks, n_tasks, max_iter=200, tol=tol)
-
-
-def _warm_basis(U: np.ndarray, gram_w: np.ndarray, rank: int, directions: np.ndarray) -> np.ndarray:
-    """A start for rank ``rank`` from a fitted ``U`` (d, r0): its leading directions of ``U W^T`` (``gram_w =
-    W^T W``) when shrinking, or ``U`` followed by the moments ``directions`` orthogonalised when growing."""
-    r0 = U.shape[1]
-    if rank == r0:
-        return U
-    vals, vecs = np.linalg.eigh(gram_w)
-    lead = U @ vecs[:, ::-1]
-    if rank < r0:
-        Q, _ = np.linalg.qr(lead[:, :rank])
-        return Q
-    Q, _ = np.linalg.qr(np.hstack([lead, directions]))
-    return np.ascontiguousarray(Q[:, :rank])
-
-
-def _moments_directions(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """All eigenvectors of ``(1/N) sum y^2 x x^T`` by decreasing eigenvalue (SPEC §4), for growing a basis."""
-    d = X.shape[1]
-    M = np.zeros((d, d))
-    for start in range(0, X.shape[0], chunk_rows):
-        Xc = X[start:start + chunk_rows]
-        M += Xc.T @ (Xc * (y[start:start + chunk_rows] ** 2)[:, None])
-    _, vecs = np.linalg.eigh(0.5 * (M + M.T))
-    return vecs[:, ::-1]
-
-
-class LRSRegressorCV(TaskRegressorMixin):
+class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
     """:class:`LRSRegressor` with ``r``, ``k``, the ridge, the offset and the shrinkage of ``w_i`` chosen on held-out
     rows (ordered, warm-started search), then refitted on all rows.
 
@@ -652,70 +593,3 @@ class LRSRegressorCV(TaskRegressorMixin):
         """``r + k``: what a task stores beyond the shared ``U`` and ``theta_0``."""
         self._check_fitted()
         return int(self.best_params_["rank"]) + int(self.best_params_["sparsity"])
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted model (``U``, ``W``, ``B``, ``theta_0``, the prior) in lorsa's model file (no pickle)."""
-        write_model_file(path, *self._model_file_contents())
-
-    def _model_file_contents(self) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
-        """``(kind, arrays, metadata)`` as :meth:`save` writes them (the CLI adds its column names)."""
-        self._check_fitted()
-        B = self.B_.tocsc()
-        arrays = {"U": self.U_, "W": self.W_, "B_data": B.data, "B_indices": B.indices.astype(np.int64),
-                  "B_indptr": B.indptr.astype(np.int64), "tasks": self.tasks_, "offset": self.offset_}
-        if self.w_prior_cov_ is not None:
-            arrays.update(w_prior_mean=self.w_prior_mean_, w_prior_cov=self.w_prior_cov_)
-        params = {k: plain_value(val) for k, val in self.get_params().items() if k != "random_state"}
-        params["random_state"] = self.random_state if isinstance(self.random_state, int | None) else None
-        attributes = {"n_features": self.n_features_in_, "best_params": self.best_params_,
-                      "best_score": self.best_score_, "noise_var": self.noise_var_, "n_fits": self.n_fits_,
-                      "n_iter": self.n_iter_, "ridge_median_rows": self.ridge_median_rows_}
-        return type(self).__name__, arrays, {"params": params, "attributes": attributes}
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> LRSRegressorCV:
-        """Read a model written by :meth:`save` (format version, checksums, kind and shapes verified)."""
-        from .io import ModelFileError
-
-        arrays, meta = read_model_file(path, kind=cls.__name__)
-        try:
-            params = dict(meta["params"])
-            for name in ("ranks", "sparsities", "ridges", "offsets", "shrinkages", "ridge_exponents"):
-                if isinstance(params.get(name), list):
-                    params[name] = tuple(params[name])
-            est = cls(**params)
-            attrs = meta["attributes"]
-            U, W, tasks = arrays["U"], arrays["W"], arrays["tasks"]
-            d, r = U.shape
-            B = sp.csc_matrix((arrays["B_data"], arrays["B_indices"], arrays["B_indptr"]), shape=(d, tasks.shape[0]))
-            B.check_format(full_check=True)
-            if W.shape != (tasks.shape[0], r) or arrays["offset"].shape != (d,) or attrs["n_features"] != d:
-                raise ValueError(f"U {U.shape}, W {W.shape}, offset {arrays['offset'].shape}, {tasks.shape[0]} tasks")
-            est._set_model(U, W, B, tasks, d)
-            est.offset_ = arrays["offset"]
-            est.best_params_ = dict(attrs["best_params"])
-            est.best_score_ = float(attrs["best_score"])
-            est.n_fits_ = int(attrs["n_fits"])
-            est.n_iter_ = int(attrs.get("n_iter", 0))
-            est.ridge_median_rows_ = float(attrs.get("ridge_median_rows", 1.0))
-            est.w_prior_mean_ = arrays.get("w_prior_mean")
-            est.w_prior_cov_ = arrays.get("w_prior_cov")
-            est.noise_var_ = None if attrs.get("noise_var") is None else float(attrs["noise_var"])
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ModelFileError(f"model file {str(path)!r} is inconsistent: {exc}") from exc
-        return est
-
-
-def _sorted_list(name: str, values: Any, check: Any) -> list[Any]:
-    items = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
-    if not items:
-        raise ValueError(f"{name} must be a non-empty sequence, got an empty one")
-    return sorted({check(f"{name}[{i}]", x) for i, x in enumerate(items)})
-
-
-def _choices(name: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
-    items = [values] if isinstance(values, str) else list(values)
-    if not items:
-        raise ValueError(f"{name} must be a non-empty sequence of {list(allowed)}, got an empty one")
-    return [v.check_choice(f"{name}[{i}]", x, allowed) for i, x in enumerate(items)]

@@ -253,7 +253,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: per variation, lorsa's RMSE, the best baseline's, their difference (overall and starved)."""
     lines = ["| variation | lorsa (LRSRegressorCV) overall | best baseline overall | lorsa − best | lorsa starved "
-             "| best baseline starved | lorsa − best | lorsa's r, k, ridge, offset, shrinkage | fits "
+             "| best baseline starved | lorsa − best | lorsa's r, k, ridge (x m_i^α: α), offset, shrinkage | fits "
              "| cost vs one fit |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summarise(rows):
@@ -261,9 +261,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {s['variation']} | {s['rmse_lorsa']:.4f} | {s['rmse_best']:.4f} ({s['rmse_best_baseline']}) | "
                      f"{s['rmse_diff']:+.4f} | {s['rmse_starved_lorsa']:.4f} | {s['rmse_starved_best']:.4f} "
                      f"({s['rmse_starved_best_baseline']}) | {s['rmse_starved_diff']:+.4f} | {p['rank']}, "
-                     f"{p['sparsity']}, {p['ridge']:.3g}, {p['offset']}, {p['shrinkage']} | {s['n_fits']} | "
+                     f"{p['sparsity']}, {p['ridge']:.3g}{_exponent(p)}, {p['offset']}, {p['shrinkage']} | "
+                     f"{s['n_fits']} | "
                      f"{s['cost_ratio']:.1f}x |")
     return "\n".join(lines) + "\n"
+
+
+def _exponent(params: dict[str, Any]) -> str:
+    """`` (α=0.5)`` for a task-size-adapted ridge, nothing for a plain one (or rows from before the exponent)."""
+    alpha = float(params.get("ridge_exponent", 0.0))
+    return f" (α={alpha:g})" if alpha and params["shrinkage"] == "ridge" and params["ridge"] else ""
 
 
 SIZE_BINS = (0, 50, 100, 200, 500, 1000, 10**9)
