@@ -26,8 +26,20 @@ needs_100k = pytest.mark.skipif(not (ML100K / "u.data").is_file(),
                                 reason=f"MovieLens 100K not found at {ML100K} (not redistributable; CI has it)")
 
 
+@pytest.fixture(scope="module")
+def problems():
+    """The ML-100K problem built once for the module (its factorisation is the slow part, ~6 s)."""
+    return exp.load_problems(MovieLensNetworkConfig(str(DATA), dataset="ml-100k").problem_config())
+
+
+@pytest.fixture
+def built_once(problems, monkeypatch):
+    monkeypatch.setattr(exp, "load_problems", lambda c: (problems[0], problems[1], dict(problems[2])))
+    return problems
+
+
 @needs_100k
-def test_cli_tiny_subset_writes_files_and_caches_per_method(tmp_path, capsys):
+def test_cli_tiny_subset_writes_files_and_caches_per_method(tmp_path, capsys, built_once):
     out = tmp_path / "nn-ml"
     argv = ["reproduce", "nn", "--movielens", "ml-100k", "--data-dir", str(DATA), "--quick", "--max-tasks", "3",
             "--epochs", "1", "--patience", "1", "--methods", "lrs", "single", "--output", str(out), "--quiet"]
@@ -51,13 +63,13 @@ def test_cli_tiny_subset_writes_files_and_caches_per_method(tmp_path, capsys):
 
 
 @needs_100k
-def test_choices_never_see_the_validation_targets(tmp_path, monkeypatch):
+def test_choices_never_see_the_validation_targets(tmp_path, monkeypatch, built_once):
     """Shuffling the validation targets changes the reported RMSE but not the epochs or setting chosen: they come
     from the tuning problem's held-out samples only."""
     config = MovieLensNetworkConfig(str(DATA), dataset="ml-100k", max_tasks=3, n_epochs=2, pretrain_epochs=1,
-                                    patience=1, lrs_settings=((1, 2), (1, 0)), methods=("lrs",))
-    problems = exp.load_problems(config.problem_config())     # built once (the factorisation is the slow part)
-    monkeypatch.setattr(exp, "load_problems", lambda c: (problems[0], problems[1], dict(problems[2])))
+                                    patience=1, lrs_settings=((1, 2), (1, 0)), ridges=(0.0, 0.3),
+                                    methods=("lrs",))
+    problems = built_once
     a = run_movielens_networks(config, tmp_path / "a", progress=False, plot=False, cache=False)
 
     def shuffled(c):

@@ -69,7 +69,12 @@ class MovieLensNetworkConfig:
         Candidate ``(r, k)`` of the LRS network, chosen on the tuning problem; the baselines with a budget get
         ``r + k`` of the first.
     n_epochs, pretrain_epochs, patience : int
-        Alternating epochs at most, epochs of the single network first, and early-stopping patience (epochs).
+        Alternating epochs at most; epochs of the single network first (when ``"single"`` is run, its own
+        early-stopped epoch count, chosen on the tuning split, replaces this); early-stopping patience (epochs).
+        The single network runs ``pretrain_epochs + n_epochs`` epochs at most.
+    ridges : tuple of float
+        Candidate penalties ``ridge/2 ||.||^2`` on each task's own parameters, chosen on the tuning split with the
+        setting (every method with per-task parameters).
     task_steps, task_batch_size : int
         Per-task steps per visit, tasks per mini-batch (size-grouped).
     linear_rank, linear_sparsity, linear_ridge, linear_shared_ridge : int, int, float, float
@@ -93,6 +98,7 @@ class MovieLensNetworkConfig:
     lrs_settings: tuple[tuple[int, int], ...] = ((2, 8),)
     n_epochs: int = 30
     pretrain_epochs: int = 20
+    ridges: tuple[float, ...] = (0.0, 0.03, 0.3)
     patience: int = 4
     task_steps: int = 2
     task_batch_size: int = 16
@@ -111,6 +117,10 @@ class MovieLensNetworkConfig:
         for name in ("pretrain_epochs", "linear_sparsity", "seed"):
             v.check_int(name, getattr(self, name), 0)
         v.check_float("linear_ridge", self.linear_ridge, 0.0)
+        if not self.ridges:
+            raise ValueError("ridges must hold at least one value")
+        for lam in self.ridges:
+            v.check_float("ridges[...]", lam, 0.0)
         v.check_float("linear_shared_ridge", self.linear_shared_ridge, 0.0)
         for h in self.hidden:
             v.check_int("hidden[...]", h, 1)
@@ -174,24 +184,27 @@ def _factories(c: MovieLensNetworkConfig) -> dict[str, tuple[list[dict[str, Any]
     from ..nn import NetworkLRS
     from ..nn import baselines as nb
 
-    def kw(e: int, p: int, s: int) -> dict[str, Any]:
+    def kw(e: int, p: int, s: int, ridge: float = 0.0) -> dict[str, Any]:
         return dict(n_epochs=e, pretrain_epochs=p, task_steps=c.task_steps, task_batch_size=c.task_batch_size,
-                    random_state=s)
+                    ridge=ridge, random_state=s)
+
+    def grid(*settings: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**q, "ridge": lam} for q in settings for lam in c.ridges]
 
     budget = sum(c.lrs_settings[0])
     return {
-        "lrs": ([{"rank": r, "sparsity": k} for r, k in c.lrs_settings],
-                lambda q, m, e, p, s: NetworkLRS(m, rank=q["rank"], sparsity=q["sparsity"], **kw(e, p, s))),
-        "representation": ([{"rank": budget}], lambda q, m, e, p, s: nb.RepresentationLearning(m, rank=q["rank"],
-                                                                                         **kw(e, p, s))),
-        "sparse_finetune": ([{"sparsity": budget}], lambda q, m, e, p, s: nb.SparseFineTuning(
-            m, sparsity=q["sparsity"], **kw(e, p, s))),
-        "embedding": ([{"embedding_dim": budget}], lambda q, m, e, p, s: nb.TaskEmbedding(
-            m, embedding_dim=q["embedding_dim"], **kw(e, p, s))),
+        "lrs": (grid(*({"rank": r, "sparsity": k} for r, k in c.lrs_settings)),
+                lambda q, m, e, p, s: NetworkLRS(m, rank=q["rank"], sparsity=q["sparsity"], **kw(e, p, s, q["ridge"]))),
+        "representation": (grid({"rank": budget}), lambda q, m, e, p, s: nb.RepresentationLearning(
+            m, rank=q["rank"], **kw(e, p, s, q["ridge"]))),
+        "sparse_finetune": (grid({"sparsity": budget}), lambda q, m, e, p, s: nb.SparseFineTuning(
+            m, sparsity=q["sparsity"], **kw(e, p, s, q["ridge"]))),
+        "embedding": (grid({"embedding_dim": budget}), lambda q, m, e, p, s: nb.TaskEmbedding(
+            m, embedding_dim=q["embedding_dim"], **kw(e, p, s, q["ridge"]))),
         "single": ([{}], lambda q, m, e, p, s: nb.SingleNetwork(m, **kw(e + p, 0, s))),
-        "last_layer": ([{}], lambda q, m, e, p, s: nb.LastLayerFineTuning(m, **kw(e, p, s))),
-        "lora": ([{"rank": 1}], lambda q, m, e, p, s: nb.LoRA(m, rank=q["rank"], **kw(e, p, s))),
-        "finetune": ([{}], lambda q, m, e, p, s: nb.FullFineTuning(m, **kw(e, p, s))),
+        "last_layer": (grid({}), lambda q, m, e, p, s: nb.LastLayerFineTuning(m, **kw(e, p, s, q["ridge"]))),
+        "lora": (grid({"rank": 1}), lambda q, m, e, p, s: nb.LoRA(m, rank=q["rank"], **kw(e, p, s, q["ridge"]))),
+        "finetune": (grid({}), lambda q, m, e, p, s: nb.FullFineTuning(m, **kw(e, p, s, q["ridge"]))),
     }
 
 
@@ -206,7 +219,7 @@ def _scores(pred: np.ndarray, problem: Any, starved_tasks: np.ndarray) -> dict[s
 
 
 def _network_method(name: str, c: MovieLensNetworkConfig, final: Any, tune: Any, starved: np.ndarray,
-                    seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                    seed: int, pretrain: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from ..nn.networks import make_mlp
 
     grid, make = _factories(c)[name]
@@ -215,7 +228,7 @@ def _network_method(name: str, c: MovieLensNetworkConfig, final: Any, tune: Any,
     st = _Scaler(tune.X_train, tune.y_train)
     for setting in grid:
         tic = time.perf_counter()
-        est = make(setting, make_mlp(d, c.hidden, seed=seed), c.n_epochs, c.pretrain_epochs, seed)
+        est = make(setting, make_mlp(d, c.hidden, seed=seed), c.n_epochs, pretrain, seed)
         est.fit(st.x(tune.X_train), st.y(tune.y_train), tune.tasks_train,
                 eval_set=(st.x(tune.X_val), st.y(tune.y_val), tune.tasks_val), patience=c.patience)
         score = float(np.sqrt(2 * min(est.eval_history_)))
@@ -227,7 +240,7 @@ def _network_method(name: str, c: MovieLensNetworkConfig, final: Any, tune: Any,
     assert best is not None
     sf = _Scaler(final.X_train, final.y_train)
     tic = time.perf_counter()
-    est = make(best["params"], make_mlp(d, c.hidden, seed=seed), best["best_epoch"], c.pretrain_epochs, seed)
+    est = make(best["params"], make_mlp(d, c.hidden, seed=seed), best["best_epoch"], pretrain, seed)
     if name == "single":       # its epochs are all pooled: the tuned count is the total
         est.set_params(n_epochs=best["best_epoch"])
     est.fit(sf.x(final.X_train), sf.y(final.y_train), final.tasks_train)
@@ -257,9 +270,23 @@ def _linear_method(c: MovieLensNetworkConfig, final: Any, starved: np.ndarray, s
             "epochs": 0, "fit_seconds": time.perf_counter() - tic}
 
 
-def _key(c: MovieLensNetworkConfig, name: str) -> str:
-    fields = {k: val for k, val in asdict(c).items() if k != "methods"}
-    return hashlib.sha256(json.dumps([name, fields], sort_keys=True, default=str).encode()).hexdigest()[:16]
+_PROBLEM = ("data_dir", "dataset", "ratings", "grouping", "seed", "fraction", "tuning_fraction", "starved_below",
+            "factor_rank", "max_tasks")
+_LINEAR = ("linear_rank", "linear_sparsity", "linear_ridge", "linear_shared_ridge")
+
+
+def _key(c: MovieLensNetworkConfig, name: str, pretrain: int) -> str:
+    """A method's cache key: the fields its result depends on (and the pre-training epochs it used)."""
+    fields = asdict(c)
+    if name == "linear_lrs":
+        used = {k: fields[k] for k in _PROBLEM + _LINEAR}
+    else:
+        used = {k: val for k, val in fields.items() if k not in ("methods",) + _LINEAR}
+        used["pretrain_used"] = pretrain
+        if name == "single":
+            used.pop("ridges")
+            used.pop("lrs_settings")
+    return hashlib.sha256(json.dumps([name, used], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_movielens_networks(config: MovieLensNetworkConfig, output: str | Path, progress: bool = True,
@@ -289,25 +316,32 @@ def run_movielens_networks(config: MovieLensNetworkConfig, output: str | Path, p
     rows: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
     (out / "cache").mkdir(exist_ok=True)
+    methods = sorted(c.methods, key=lambda m: m != "single")      # the single network first: its epochs
+    pretrain = c.pretrain_epochs                                    # become the others' pre-training
     with Progress(len(c.methods), "movielens-nn", progress) as bar, torch_threads(1):
-        for name in c.methods:
+        for name in methods:
             path = out / "cache" / f"{name}.json"
-            key = _key(c, name)
+            key = _key(c, name, pretrain)
             if cache and path.is_file():
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("key") == key:
                     rows.append(saved["row"])
                     tuning += saved["tuning"]
+                    pretrain = saved["row"]["epochs"] if name == "single" else pretrain
                     bar.update(f"{name} (cached)")
                     continue
             if name == "linear_lrs":
-                row, tun = _linear_method(c, final, starved, seed), []
+                row, tun = {**_linear_method(c, final, starved, seed), "pretrain_epochs": 0}, []
             else:
-                row, tun = _network_method(name, c, final, tune, starved, seed)
+                row, tun = _network_method(name, c, final, tune, starved, seed, pretrain)
+                row["pretrain_epochs"] = 0 if name == "single" else pretrain
+                if name == "single":
+                    pretrain = row["epochs"]
             path.write_text(json.dumps({"key": key, "row": row, "tuning": tun}, default=float), encoding="utf-8")
             rows.append(row)
             tuning += tun
             bar.update(name)
+    rows.sort(key=lambda r: list(NETWORK_METHODS).index(r["method"]))
     seconds = time.perf_counter() - tic
     summary = {"experiment": "movielens-networks", "config": asdict(c), "data": info, "results": rows,
                "seconds": seconds, "environment": environment()}
