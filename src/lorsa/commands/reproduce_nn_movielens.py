@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int, say
+from ._common import nonnegative_float, nonnegative_int, positive_int, say
 
 _METHODS = ("lrs", "representation", "sparse_finetune", "embedding", "single", "last_layer", "lora", "finetune",
             "linear_lrs")
+
+
+def _rk(text: str) -> tuple[int, int]:
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected R:K (e.g. 2:8), got {text!r}")
+    return nonnegative_int(parts[0]), nonnegative_int(parts[1])
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +37,11 @@ def register(parser: argparse.ArgumentParser) -> None:
                        help="keep only the first T tasks (default all; --quick 30)")
     group.add_argument("--patience", type=positive_int, default=4, metavar="E",
                        help="early-stopping patience in epochs on the tuning split's held-out samples")
+    group.add_argument("--ridges", type=nonnegative_float, nargs="+", default=None, metavar="LAMBDA",
+                       help="candidate per-task ridges, chosen on the tuning split (default 0 0.03 0.3)")
+    group.add_argument("--lrs-settings", type=_rk, nargs="+", default=None, metavar="R:K",
+                       help="candidate (r, k) of the LRS network, chosen on the tuning split (default 2:8 2:2, "
+                            "--quick 2:8); the baselines with a budget get r + k of the first")
     group.add_argument("--no-cache", action="store_true", help="refit every method even when OUTPUT/cache has it")
 
 
@@ -45,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, dataset=args.movielens, ratings=args.ratings, grouping=args.grouping, seed=args.seed,
         max_tasks=args.max_tasks if args.max_tasks is not None else (30 if quick else None), n_epochs=epochs,
         pretrain_epochs=4 if quick else 20, patience=args.patience, methods=methods,
-        lrs_settings=((2, 8),) if quick else ((2, 8), (2, 2))).validate()
+        lrs_settings=tuple(args.lrs_settings) if args.lrs_settings else (((2, 8),) if quick else ((2, 8), (2, 2))),
+        **({"ridges": tuple(args.ridges)} if args.ridges else {})).validate()
     output = args.output if args.output != "lorsa-results/nn" else f"lorsa-results/nn-{args.movielens}"
     subset = "" if config.max_tasks is None else f", first {config.max_tasks}"
     say(args, f"networks on {args.movielens} ({args.grouping} tasks{subset}): "
