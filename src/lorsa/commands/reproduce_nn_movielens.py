@@ -42,6 +42,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lrs-settings", type=_rk, nargs="+", default=None, metavar="R:K",
                        help="candidate (r, k) of the LRS network, chosen on the tuning split (default 2:8 2:2, "
                             "--quick 2:8); the baselines with a budget get r + k of the first")
+    group.add_argument("--linear-rank", type=positive_int, default=12, metavar="R",
+                       help="r of the linear AMHT-LRS (k = 10, ridge 100; default 12, the linear experiment's choice "
+                            "on ML-100K; 16 on the ML-1M partial set)")
     group.add_argument("--no-cache", action="store_true", help="refit every method even when OUTPUT/cache has it")
 
 
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         max_tasks=args.max_tasks if args.max_tasks is not None else (30 if quick else None), n_epochs=epochs,
         pretrain_epochs=4 if quick else 20, patience=args.patience, methods=methods,
         lrs_settings=tuple(args.lrs_settings) if args.lrs_settings else (((2, 8),) if quick else ((2, 8), (2, 2))),
-        **({"ridges": tuple(args.ridges)} if args.ridges else {})).validate()
+        linear_rank=args.linear_rank, **({"ridges": tuple(args.ridges)} if args.ridges else {})).validate()
     output = args.output if args.output != "lorsa-results/nn" else f"lorsa-results/nn-{args.movielens}"
     subset = "" if config.max_tasks is None else f", first {config.max_tasks}"
     say(args, f"networks on {args.movielens} ({args.grouping} tasks{subset}): "
