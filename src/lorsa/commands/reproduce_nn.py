@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_quiet, nonnegative_float, nonnegative_int, positive_int, say
+from .reproduce_nn_movielens import register as register_movielens
+from .reproduce_nn_movielens import run as run_movielens
 
 HELP = "networks (SPEC §9): LRS-personalised 3-layer MLPs vs LoRA and the other baselines, and new-task adaptation"
 DESCRIPTION = (
@@ -14,7 +16,8 @@ DESCRIPTION = (
     "embedding, representation learning) train students of the same architecture and are scored on fresh rows "
     "against the numbers each stores per task; then new tasks are adapted from m rows with the shared part frozen. "
     "Writes runs.csv, adaptation.csv, summary.json, table.md and networks.png. --quick runs a reduced version "
-    "(about 2-3 minutes on 2 cores)."
+    "(about 2-3 minutes on 2 cores). With --movielens ml-100k|ml-1m it runs the MLP on MovieLens tasks instead "
+    "(see the MovieLens options)."
 )
 
 
@@ -43,6 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "instead of from the teacher's shared weights theta_0 (a pre-trained network)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw networks.png")
     add_quiet(parser)
+    register_movielens(parser)
 
 
 def config_from_args(args: argparse.Namespace):  # -> NetworkConfig
@@ -65,6 +69,8 @@ def config_from_args(args: argparse.Namespace):  # -> NetworkConfig
 def run(args: argparse.Namespace) -> int:
     from ..experiments.networks import format_network_table, run_networks
 
+    if args.movielens is not None:
+        return run_movielens(args)
     config = config_from_args(args)
     say(args, f"networks: t={config.n_tasks} tasks x m={config.n_samples} rows, d={config.n_features}, hidden "
               f"{list(config.hidden)}, r={config.rank}, k={config.sparsity}; noise {list(config.noise_levels)}, "

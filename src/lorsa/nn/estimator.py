@@ -22,6 +22,7 @@ from ..params import plain_value
 from ..task_labels import TaskIndex
 from ._torch import require_torch, torch_threads
 from .adapter import Adapter, LRSAdapter
+from .early_stopping import EarlyStopping, held_out_rows
 from .functional import ParameterSpace, batched_forward
 from .io import read_network_file, write_network_file
 from .objective import LOSSES, prepare_outputs
@@ -192,7 +193,8 @@ class TaskNetworkEstimator(BaseEstimator):
         return pos.astype(np.int64)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, tasks: Any) -> TaskNetworkEstimator:
+    def fit(self, X: Any, y: Any, tasks: Any, eval_set: tuple[Any, Any, Any] | None = None,
+            patience: int | None = None) -> TaskNetworkEstimator:
         """Train on the rows of every task.
 
         Parameters
@@ -202,12 +204,23 @@ class TaskNetworkEstimator(BaseEstimator):
             Targets (regression) or class labels (classification).
         tasks : array-like of shape (N,)
             Task label (int or str) of each row.
+        eval_set : (X, y, tasks), optional
+            Held-out rows of fitted tasks for early stopping: the mean loss per row on them is recorded after
+            pre-training and after every alternating epoch (``eval_history_``), and the state of the best one is
+            kept (``best_epoch_``, 0 = after pre-training). Hold out *training* rows here, never test rows.
+        patience : int, optional
+            Stop after this many epochs without improvement on ``eval_set`` (needs ``eval_set``; None: run every
+            epoch and keep the best).
         """
         v.check_int("n_threads", self.n_threads, 1, allow_none=True)
+        v.check_int("patience", patience, 1, allow_none=True)
+        if patience is not None and eval_set is None:
+            raise ValueError("patience needs eval_set=(X, y, tasks): the held-out rows early stopping scores")
         with torch_threads(self.n_threads):
-            return self._fit(X, y, tasks)
+            return self._fit(X, y, tasks, eval_set, patience)
 
-    def _fit(self, X: Any, y: Any, tasks: Any) -> TaskNetworkEstimator:
+    def _fit(self, X: Any, y: Any, tasks: Any, eval_set: Any = None, patience: int | None = None
+             ) -> TaskNetworkEstimator:
         torch = require_torch()
         config = self._config()
         X = v.check_features(X)
@@ -225,15 +238,32 @@ class TaskNetworkEstimator(BaseEstimator):
         adapter = self._make_adapter(space, net, dtype)
         state = TaskState.empty(adapter, unique.shape[0], generator, dtype)
 
+        stopper = None
+        if eval_set is not None:
+            rows, present = held_out_rows(eval_set, unique, X.shape[1], dtype, self._targets)
+            stopper = EarlyStopping(net, space, adapter, theta0, state, rows, present, self.loss,
+                                    patience if patience is not None else config.n_epochs + 1, config.task_batch_size)
+
         def init_basis() -> None:
             self._init_basis(net, space, adapter, theta0, state, data, config, generator)
+            if stopper is not None:
+                stopper.record()
 
-        printer = (lambda e, loss: print(f"epoch {e + 1:4d}  training loss {loss:.6e}", flush=True)) \
-            if self.verbose else None
+        def monitor(epoch: int, loss: float) -> bool:
+            stop = stopper is not None and stopper.record()
+            if self.verbose:
+                extra = f"  held-out loss {stopper.history[-1]:.6e}" if stopper is not None else ""
+                print(f"epoch {epoch + 1:4d}  training loss {loss:.6e}{extra}", flush=True)
+            return stop
+
         history = train(net, space, adapter, theta0, state, data, config, rng, init_basis=init_basis,
-                        on_epoch=printer)
+                        on_epoch=monitor)
+        if stopper is not None:
+            stopper.restore()
         self._set_fitted(net, space, adapter, theta0.detach(), state, unique, X.shape[1])
         self.loss_history_ = history
+        self.eval_history_ = list(stopper.history) if stopper is not None else []
+        self.best_epoch_ = stopper.best_epoch if stopper is not None else len(history)
         return self
 
     def _set_fitted(self, net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, state: TaskState,
@@ -275,7 +305,7 @@ class TaskNetworkEstimator(BaseEstimator):
         rows = TaskRows.build(X, None, local, present.shape[0], self.theta0_.dtype)
         parts, order = [], []
         with torch.no_grad():
-            for batch in task_batches(present.shape[0], max(self.task_batch_size, 64), None):
+            for batch in task_batches(present.shape[0], max(self.task_batch_size, 64), None, rows.counts):
                 Xb, _, mask = rows.batch(batch)
                 out = prepare_outputs(batched_forward(self.net_, self.space_,
                                                       self._thetas(torch.from_numpy(present[batch])), Xb), self.loss)
@@ -350,7 +380,7 @@ class TaskNetworkEstimator(BaseEstimator):
         generator = torch.Generator().manual_seed(int(np.random.default_rng(self.random_state).integers(2**62)))
         state = TaskState.empty(self.adapter_, new.shape[0], generator, self.theta0_.dtype)
         for _ in range(epochs):
-            for batch in task_batches(new.shape[0], config.task_batch_size, None):
+            for batch in task_batches(new.shape[0], config.task_batch_size, None, data.counts):
                 Xb, yb, mask = data.batch(batch)
                 bt = torch.from_numpy(batch)
                 dense, b_idx, b_val, _ = task_step(self.net_, self.space_, self.adapter_, self.theta0_,

@@ -82,20 +82,34 @@ def _gauss_newton(net: Any, space: ParameterSpace, theta: Any, V: Any, X: Any, y
 
 
 def _coordinate_scales(net: Any, space: ParameterSpace, theta: Any, X: Any, mask: Any, counts: Any,
-                       loss: str) -> Any:
+                       loss: str, max_elements: int = 2**23) -> Any:
     """``sqrt(G_jj)`` per task and coordinate, shape (n, P): the root mean square over a task's rows of
     ``d f / d theta_j`` (summed over outputs), the size of coordinate ``j``'s effect on the task's outputs. Gradients
     are divided by it and values multiplied by it before ranking, so the support is chosen by effect on the
-    outputs and not by the raw scale of a weight, which differs between layers."""
+    outputs and not by the raw scale of a weight, which differs between layers.
+
+    Each row's Jacobian is taken through that row alone (reverse mode on a one-row forward, vmapped over rows and
+    tasks), so the cost is linear in the row count: a Jacobian of a task's whole output would run one backward
+    pass per row through every row (quadratic; 21.3 s against 3.2 s for one pursuit step on 16 MovieLens tasks of
+    up to ~900 rows). This assumes the module treats rows independently (true in eval mode: no batch statistics).
+    Rows are processed in chunks of at most ``max_elements`` Jacobian entries (memory bound; a Python loop over
+    row chunks, not over tasks)."""
     torch = require_torch()
+    fixed = _fixed(net, space)
 
-    def one(th: Any, x: Any) -> Any:
-        return torch.func.functional_call(net, {**_fixed(net, space), **space.unflatten(th)}, (x,))
+    def one_row(th: Any, x: Any) -> Any:
+        return torch.func.functional_call(net, {**fixed, **space.unflatten(th)}, (x[None],))[0]
 
-    jac = torch.func.vmap(torch.func.jacrev(one))(theta, X)          # (n, m, [outputs,] P)
-    sq = (jac**2).reshape(jac.shape[0], jac.shape[1], -1, jac.shape[-1]).sum(2)
-    diag = (sq * mask.to(sq.dtype)[..., None]).sum(1) / counts[:, None]
-    return diag.sqrt().clamp(min=1e-12)
+    per_row = torch.func.vmap(torch.func.vmap(torch.func.jacrev(one_row), in_dims=(None, 0)))
+    n, m, P = X.shape[0], X.shape[1], theta.shape[-1]
+    chunk = max(1, max_elements // max(n * P, 1))
+    diag = torch.zeros(n, P, dtype=theta.dtype)
+    w = mask.to(theta.dtype)
+    for start in range(0, m, chunk):
+        jac = per_row(theta, X[:, start:start + chunk])            # (n, c, [outputs,] P)
+        sq = (jac**2).reshape(jac.shape[0], jac.shape[1], -1, P).sum(2)
+        diag += torch.einsum("ncp,nc->np", sq, w[:, start:start + chunk])
+    return (diag / counts[:, None]).sqrt().clamp(min=1e-12)
 
 
 def _task_objective(net: Any, space: ParameterSpace, theta: Any, X: Any, y: Any, mask: Any, counts: Any, loss: str,

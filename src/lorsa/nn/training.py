@@ -84,10 +84,24 @@ class TaskState:
                    b_val=torch.zeros(n_tasks, k, dtype=dtype))
 
 
-def task_batches(n_tasks: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Task indices in mini-batches (a random order when ``rng`` is given)."""
+def task_batches(n_tasks: int, batch_size: int, rng: np.random.Generator | None,
+                 counts: np.ndarray | None = None) -> list[np.ndarray]:
+    """Task indices in mini-batches (a random order when ``rng`` is given).
+
+    With ``counts`` (rows per task) that are not all equal, tasks of similar row counts share a mini-batch
+    (size-grouped batches: a mini-batch is padded to its largest task, so mixing a 900-row task with 20-row ones
+    would spend most of its work on padding): the tasks are put in random order, stably sorted by row count, cut
+    into mini-batches, and the mini-batches visited in random order. Equal counts (or None) give the plain
+    random order, unchanged.
+    """
     order = rng.permutation(n_tasks) if rng is not None else np.arange(n_tasks)
-    return [order[s:s + batch_size] for s in range(0, n_tasks, batch_size)]
+    if counts is None or n_tasks == 0 or np.all(counts == counts[0]):
+        return [order[s:s + batch_size] for s in range(0, n_tasks, batch_size)]
+    order = order[np.argsort(np.asarray(counts)[order], kind="stable")]
+    batches = [order[s:s + batch_size] for s in range(0, n_tasks, batch_size)]
+    if rng is not None:
+        batches = [batches[j] for j in rng.permutation(len(batches))]
+    return batches
 
 
 def _forward(net: Any, space: ParameterSpace, theta: Any, X: Any, loss: str) -> Any:
@@ -231,7 +245,7 @@ def initial_basis(net: Any, space: ParameterSpace, adapter: Any, theta0: Any, st
     gradients are ``X_i^T (X_i theta_0 - y_i)``)."""
     torch = require_torch()
     rows = []
-    for tasks in task_batches(data.n_tasks, config.task_batch_size, None):
+    for tasks in task_batches(data.n_tasks, config.task_batch_size, None, data.counts):
         X, y, mask = data.batch(tasks)
         theta = theta0.detach().expand(len(tasks), -1).clone().requires_grad_(True)
         out = _forward(net, space, theta, X, config.loss)
@@ -264,12 +278,13 @@ def lr_schedule(epoch: int, n_epochs: int, floor: float = 0.02) -> float:
 
 def train(net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, state: TaskState, data: TaskRows,
           config: TrainConfig, rng: np.random.Generator, init_basis: Callable[[], None] | None = None,
-          on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+          on_epoch: Callable[[int, float], bool | None] | None = None) -> list[float]:
     """Pre-train ``theta_0`` (``pretrain_epochs``), then alternate per-task and shared steps (``n_epochs``).
 
     ``theta0`` and the adapter's shared tensors are updated in place; ``state`` holds the tasks' parameters.
     ``init_basis`` runs between the two phases (the LRS adapter's gradient start). Returns the mean training
-    loss per row of each epoch (the per-task step's losses, before the epoch's last steps).
+    loss per row of each epoch (the per-task step's losses, before the epoch's last steps). ``on_epoch(epoch,
+    loss)`` runs after every epoch; when it returns True training stops there (early stopping).
     """
     torch = require_torch()
     history: list[float] = []
@@ -278,7 +293,7 @@ def train(net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, state:
         theta0.requires_grad_(True)
         opt = torch.optim.Adam([theta0], lr=config.shared_lr)
         for _ in range(config.pretrain_epochs):
-            for tasks in task_batches(data.n_tasks, config.task_batch_size, rng):
+            for tasks in task_batches(data.n_tasks, config.task_batch_size, rng, data.counts):
                 X, y, mask = data.batch(tasks)
                 dense, b_idx, b_val = state.take(torch.from_numpy(tasks))
                 shared_step(net, space, adapter, theta0, adapter.shared, dense, b_idx, b_val, X, y, mask, config,
@@ -295,7 +310,7 @@ def train(net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, state:
         scale = lr_schedule(epoch, n_epochs) if config.lr_decay else 1.0
         opt = torch.optim.Adam(leaves, lr=scale * config.shared_lr) if leaves else None
         total, rows = 0.0, 0
-        for tasks in task_batches(data.n_tasks, config.task_batch_size, rng):
+        for tasks in task_batches(data.n_tasks, config.task_batch_size, rng, data.counts):
             X, y, mask = data.batch(tasks)
             index = torch.from_numpy(tasks)
             dense, b_idx, b_val = state.take(index)
@@ -317,8 +332,8 @@ def train(net: Any, space: ParameterSpace, adapter: Adapter, theta0: Any, state:
                 leaf.requires_grad_(False)
             adapter.normalize(state.dense)
         history.append(total / max(rows, 1))
-        if on_epoch is not None:
-            on_epoch(epoch, history[-1])
+        if on_epoch is not None and on_epoch(epoch, history[-1]):
+            break
     theta0.requires_grad_(False)
     for leaf in adapter.shared.values():
         leaf.requires_grad_(False)
