@@ -14,6 +14,17 @@ def relative_parameter_error(est, problem) -> float:
     return float(np.linalg.norm(theta - problem.theta) / np.linalg.norm(problem.theta))
 
 
+@pytest.fixture
+def torch_one_thread():
+    """torch pinned to one thread for the test, restored after (torch imported only by the tests that ask)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def paper_problem():
     """SPEC §8: d=150, r=1, k=10, zeta=5, m=100, t=75, noiseless."""

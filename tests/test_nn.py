@@ -19,13 +19,8 @@ from lorsa.nn.objective import task_losses  # noqa: E402
 from lorsa.nn.task_data import TaskRows  # noqa: E402
 from lorsa.nn.training import TaskState, TrainConfig, task_step  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# torch pinned to one thread in every test here (same float path on any machine): the fixture in conftest.py
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _problem(t=12, m=9, d=3, seed=0, classes=0):

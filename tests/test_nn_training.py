@@ -12,13 +12,8 @@ from lorsa.nn.baselines import FullFineTuning  # noqa: E402
 from lorsa.nn.pursuit import _coordinate_scales  # noqa: E402
 from lorsa.nn.training import task_batches  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# torch pinned to one thread in every test here (same float path on any machine): the fixture in conftest.py
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.mark.parametrize("outputs", [1, 3])
