@@ -42,6 +42,7 @@ from ._cv_file import CVModelFile
 from ._cv_helpers import (
     _choices,
     _eb_fit,
+    _eb_fit_moments,
     _moments_directions,
     _sorted_list,
     _sparse_part,
@@ -55,7 +56,15 @@ from .data import encode_tasks, split_rows
 from .model import LRSRegressor, predict_rows
 from .params import plain_value
 from .solvers.random_effects import posterior_means, task_gram_blocks
-from .solvers.task_resolve import solve_normals, support_normals, task_ridges
+from .solvers.task_resolve import (
+    TaskMoments,
+    moments_normals,
+    solve_coefficients,
+    solve_normals,
+    support_features,
+    support_normals,
+    task_ridges,
+)
 from .task_labels import TaskIndex
 
 __all__ = ["LRSRegressorCV", "default_ranks", "default_sparsities", "ridge_scale"]
@@ -414,6 +423,16 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         U, gram_w = warm
         return _warm_basis(U, gram_w, point["rank"], split["directions"][point["offset"]])
 
+    @staticmethod
+    def _moments(split: dict[str, Any], train_index: np.ndarray, n_tasks: int) -> TaskMoments | None:
+        """The split's per-task moments of its training rows (built at first use), or None where they would be
+        larger than the rows (then every candidate reads the rows)."""
+        if "moments" not in split:
+            X = split["X"]
+            split["moments"] = (TaskMoments.from_rows(X, split["y"], train_index, n_tasks)
+                                if TaskMoments.worthwhile(X.shape[0], n_tasks, X.shape[1]) else None)
+        return split["moments"]
+
     def _evaluate(self, point, splits, axes, seed) -> dict[str, Any]:
         tic = time.perf_counter()
         shrinkages = axes["shrinkage"]
@@ -425,30 +444,38 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         fitted = []
         for split in splits:
             X, index, Xh = split["X"], split["index"], split["X_held"]
-            offset = split["offset"] if point["offset"] == "single" else np.zeros(X.shape[1])
+            theta0 = split["offset"] if point["offset"] == "single" else None
+            offset = np.zeros(X.shape[1]) if theta0 is None else theta0
             target = split["y"] - X @ offset
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est = self._lrs(point, self._init(split, point), seed, search=True).fit(X, target, index)
-            n_iter += est.n_iter_
             if point["offset"] not in split["directions"]:
                 split["directions"][point["offset"]] = _moments_directions(X, target)
+            init = self._init(split, point)
+            if isinstance(init, str):  # the method of moments: its top-r directions, computed once per offset
+                init = np.ascontiguousarray(split["directions"][point["offset"]][:, :point["rank"]])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est = self._lrs(point, init, seed, search=True).fit(X, target, index)
+            n_iter += est.n_iter_
             est_index = np.searchsorted(est.tasks_, split["index_held"])
             train_index, n_t = np.searchsorted(est.tasks_, index), est.tasks_.shape[0]
+            moments = self._moments(split, train_index, n_t)
             base = Xh @ offset
             pred = predict_rows(Xh, est_index, est.U_, est.W_, est.B_) + base
             sq["ridge"] += float(np.sum((pred - split["y_held"]) ** 2))
             if "eb" in shrinkages:
-                eb = _eb_fit(X, target, train_index, n_t, est.U_, est.B_, tol=self._eb_search_tol)
+                eb = (_eb_fit(X, target, train_index, n_t, est.U_, est.B_, tol=self._eb_search_tol) if moments is None
+                      else _eb_fit_moments(moments, theta0, est.U_, est.B_, tol=self._eb_search_tol))
                 pred_eb = predict_rows(Xh, est_index, est.U_, eb.coef, est.B_) + base
                 sq["eb"] += float(np.sum((pred_eb - split["y_held"]) ** 2))
             if settings:
                 # the ridge grid scored on this fit's U and supports: one batched re-solve per ridge, no U iterations
                 counts = np.bincount(train_index, minlength=n_t)
-                normals = support_normals(X, target, train_index, n_t, est.U_, est.B_, point["sparsity"])
+                normals = (support_normals(X, target, train_index, n_t, est.U_, est.B_, point["sparsity"])
+                           if moments is None else moments_normals(moments, theta0, est.U_, est.B_, point["sparsity"]))
+                F = support_features(Xh, est_index, est.U_, normals)
                 for lam, a in settings:
-                    W, B = solve_normals(normals, task_ridges(counts, lam, a, float(np.median(counts))), X.shape[1])
-                    sq_set[(lam, a)] += float(np.sum((predict_rows(Xh, est_index, est.U_, W, B) + base
+                    theta = solve_coefficients(normals, task_ridges(counts, lam, a, float(np.median(counts))))
+                    sq_set[(lam, a)] += float(np.sum((np.einsum("np,np->n", F, theta[est_index]) + base
                                                       - split["y_held"]) ** 2))
             n_held += int(Xh.shape[0])
             fitted.append(est)

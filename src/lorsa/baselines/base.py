@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -84,6 +84,13 @@ class TaskRegressor(TaskRegressorMixin):
                    seed: int) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def _fit_path(self, X: np.ndarray, y: np.ndarray, index: np.ndarray, n_tasks: int,
+                  grid: list[dict[str, Any]], rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
+        """The state of every candidate of ``grid`` on the same rows, in order (one ``_fit_state`` each; a
+        subclass whose candidates share work, e.g. one Gram matrix for a ridge path, overrides it)."""
+        for params in grid:
+            yield self._fit_state(X, y, index, n_tasks, params, _seed(rng))
+
     def _predict_state(self, state: dict[str, np.ndarray], X: np.ndarray, index: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -128,8 +135,8 @@ class TaskRegressor(TaskRegressorMixin):
                     "values instead of sequences"
                 )
             train = ~held
-            for params in grid:
-                state = self._fit_state(X[train], y[train], index[train], t, params, _seed(rng))
+            states = self._fit_path(X[train], y[train], index[train], t, grid, rng)
+            for params, state in zip(grid, states, strict=True):
                 score = rmse(self._predict_state(state, X[held], index[held]), y[held])
                 tried = {k: plain_value(val) for k, val in params.items() if k in self._tunable}
                 scores.append({**tried, "rmse": score})

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..kernels import batched_solve
-from .base import TaskRegressor, candidates, check_nonnegative_float
+from .base import TaskRegressor, _seed, candidates, check_nonnegative_float
 
 __all__ = ["SingleModel", "pooled_ridge", "DEFAULT_RIDGE_GRID"]
 
@@ -59,6 +59,13 @@ class SingleModel(TaskRegressor):
 
     def _fit_state(self, X, y, index, n_tasks, params, seed):
         return {"coef_": pooled_ridge(X, y, params["ridge"])}
+
+    def _fit_path(self, X, y, index, n_tasks, grid, rng):
+        # the ridge path shares one Gram matrix X^T X (the same solves as pooled_ridge, one O(N d^2) pass)
+        G, c = X.T @ X, X.T @ y
+        for params in grid:
+            _seed(rng)  # drawn as the generic path does, so the final fit's seed is the same
+            yield {"coef_": batched_solve(G[None], c[None], params["ridge"])[0]}
 
     def _predict_state(self, state, X, index):
         return X @ state["coef_"]
