@@ -218,3 +218,23 @@ def test_task_size_ridge_exponent_refit_and_adapt(lrs_problem, tmp_path):
     assert back.best_params_["ridge_exponent"] == 1.0 and back.ridge_median_rows_ == 100.0
     with pytest.raises(ValueError, match="ridge_search='basis'"):
         LRSRegressorCV(ridge_search="fits", ridge_exponents=(0.0, 1.0)).fit(X, y, tasks)
+
+
+def test_prepared_rows_fit_like_fit(lrs_problem):
+    """The search builds the bucketed rows once (LRSRegressor._prepare) and fits every candidate on them: each fit
+    is bit for bit the fit from the raw rows, and data released by a single fit cannot be reused."""
+    P = lrs_problem
+    keep = P.tasks < 30
+    X, y, tasks = P.X[keep], P.y[keep], P.tasks[keep]
+    prepared = LRSRegressor(rank=1)._prepare(X, y, tasks)
+    for rank, k, ridge in ((1, 0, 0.0), (3, 2, 0.5), (2, 1, 10.0)):
+        params = {"rank": rank, "sparsity": k, "ridge": ridge, "max_iter": 30, "random_state": 0}
+        a = LRSRegressor(**params)._fit_prepared(prepared)
+        b = LRSRegressor(**params).fit(X, y, tasks)
+        assert np.array_equal(a.U_, b.U_) and np.array_equal(a.W_, b.W_)
+        assert np.array_equal(a.B_.toarray(), b.B_.toarray()) and a.n_iter_ == b.n_iter_
+    LRSRegressor(rank=2)._fit_prepared(prepared, release=True)
+    with pytest.raises(ValueError, match="released"):
+        LRSRegressor(rank=2)._fit_prepared(prepared)
+    with pytest.raises(ValueError, match="dtype"):
+        LRSRegressor(rank=2, dtype="float32")._fit_prepared(LRSRegressor(rank=1)._prepare(X, y, tasks))

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,20 @@ def choose_u_solver(n_features: int, rank: int, n_tasks: int, n_samples: int, me
     if median_rows < n_features or 8 * dr**2 > 512 * 2**20:
         return "cg"
     return "exact" if dr**3 / 3 <= n_tasks * n_features**2 * rank**2 else "cg"
+
+
+@dataclass
+class PreparedTasks:
+    """The rows of a fit as :meth:`LRSRegressor.fit` iterates on them (see :meth:`LRSRegressor._prepare`)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    init_rows: tuple[np.ndarray, np.ndarray] | None
+    tasks: np.ndarray
+    data: RaggedTasks
+    scale: Any
+    dtype: np.dtype
+    layout: str
 
 
 class LRSRegressor(TaskRegressorMixin):
@@ -294,28 +309,51 @@ class LRSRegressor(TaskRegressorMixin):
             from .backends.dask.estimator import fit_dask
 
             return fit_dask(self, X, y, tasks, callback, sample_weight=sample_weight)
+        return self._fit_prepared(self._prepare(X, y, tasks, sample_weight), callback, release=True)
+
+    def _prepare(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None) -> PreparedTasks:
+        """Checked, scaled, weighted rows bucketed by task: what :meth:`fit` builds before iterating. A caller that
+        fits many settings of ``rank``, ``sparsity`` and ``ridge`` to the same data (:class:`lorsa.LRSRegressorCV`)
+        builds it once and passes it to :meth:`_fit_prepared` of every estimator with the same ``dtype`` and
+        ``layout``."""
         X, y, labels, weight = self._validate_fit(X, y, tasks, sample_weight)
-        config, dtype = self._check_params(X.shape[1])
+        _, dtype = self._check_params(X.shape[1])
         X, y = X.astype(dtype, copy=False), y.astype(dtype, copy=False)
         scale = data_scale(X, y)  # powers of two, only for extreme scales (1e155 overflows, 1e-200 underflows)
         if not scale.identity:
             X, y = scale.apply(X, y)
-            config = AMHTConfig(**{**config.__dict__, "task_step": TaskStepConfig(
-                **{**config.task_step.__dict__, "ridge": scale.ridge(config.task_step.ridge)})})
         # the method of moments weighs row j by w_j (as if repeated w_j times): rows scaled by w_j^(1/4)
         init_rows = rows_weighted(X, y, None if weight is None else np.sqrt(weight))
         X, y = rows_weighted(X, y, weight)
         unique, index = encode_tasks(labels)
-        rng = v.check_random_state(self.random_state)
         data = RaggedTasks.from_arrays(X, y, index, unique.shape[0], layout=self._layout())
+        return PreparedTasks(X=X, y=y, init_rows=init_rows, tasks=unique, data=data, scale=scale, dtype=dtype,
+                             layout=self._layout())
+
+    def _fit_prepared(self, prepared: PreparedTasks, callback: Callable[[int, float, float], Any] | None = None,
+                      release: bool = False) -> LRSRegressor:
+        """:meth:`fit` on data from :meth:`_prepare` (of an estimator with the same ``dtype`` and ``layout``);
+        ``release``: drop the rows of the method of moments once used (a weighted copy of ``X``), for a single fit."""
+        X, y, unique, data, scale = prepared.X, prepared.y, prepared.tasks, prepared.data, prepared.scale
+        config, dtype = self._check_params(X.shape[1])
+        if dtype != prepared.dtype or self._layout() != prepared.layout:
+            raise ValueError(f"prepared data has dtype {prepared.dtype} and layout {prepared.layout!r}; this "
+                             f"estimator needs {dtype} and {self._layout()!r}")
+        if not scale.identity:
+            config = AMHTConfig(**{**config.__dict__, "task_step": TaskStepConfig(
+                **{**config.task_step.__dict__, "ridge": scale.ridge(config.task_step.ridge)})})
+        rng = v.check_random_state(self.random_state)
         r, k = config.rank, config.sparsity
-        self._warn_small_tasks(data.counts, unique, r, k)
+        self._warn_small_tasks(data.counts, unique, r, k, stacklevel=4 if release else 3)
         _check_sample_split(self.sample_split, data.counts, unique, r, k)
         if self.u_solver == "auto":
             u_solver = choose_u_solver(X.shape[1], r, unique.shape[0], X.shape[0], float(np.median(data.counts)))
             config = AMHTConfig(**{**config.__dict__, "u_solver": u_solver})
-        U0 = self._initial_basis(*init_rows, r, rng)
-        del init_rows
+        if prepared.init_rows is None:
+            raise ValueError("prepared data were released by an earlier fit; prepare them again")
+        U0 = self._initial_basis(*prepared.init_rows, r, rng)
+        if release:
+            prepared.init_rows = None
         batches = data.split(self.sample_split, rng) if self.sample_split and self.sample_split > 1 else [data]
         callback = callback or (_print_progress if self.verbose else None)
         backend = self._backend()
@@ -329,11 +367,11 @@ class LRSRegressor(TaskRegressorMixin):
             warnings.warn(f"{type(self).__name__} did not converge: it stopped at max_iter={config.max_iter} "
                           f"iterations before the subspace change or the relative objective change fell below "
                           f"tol={config.tol:g}; raise max_iter (or tol) for a converged fit", ConvergenceWarning,
-                          stacklevel=2)
+                          stacklevel=3 if release else 2)  # the caller of fit
         return self
 
     @staticmethod
-    def _warn_small_tasks(counts: np.ndarray, labels: np.ndarray, r: int, k: int) -> None:
+    def _warn_small_tasks(counts: np.ndarray, labels: np.ndarray, r: int, k: int, stacklevel: int = 3) -> None:
         small = np.flatnonzero(counts < r + k)
         if small.size:
             names = ", ".join(repr(x) for x in labels[small[:5]].tolist())
@@ -341,7 +379,7 @@ class LRSRegressor(TaskRegressorMixin):
             warnings.warn(
                 f"{small.size} task(s) have fewer rows than rank + sparsity = {r + k} ({names}{more}); they are fitted "
                 f"with at most max(0, m_i - rank) non-zeros in b_i and a minimum-norm (or ridge) w_i",
-                SmallTaskWarning, stacklevel=3,
+                SmallTaskWarning, stacklevel=stacklevel,
             )
 
     def _set_fitted(self, result: AMHTResult, tasks: np.ndarray, d: int, config: AMHTConfig) -> None:
