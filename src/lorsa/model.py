@@ -334,7 +334,7 @@ class LRSRegressor(TaskRegressorMixin):
                       release: bool = False) -> LRSRegressor:
         """:meth:`fit` on data from :meth:`_prepare` (of an estimator with the same ``dtype`` and ``layout``);
         ``release``: drop the rows of the method of moments once used (a weighted copy of ``X``), for a single fit."""
-        X, y, unique, data, scale = prepared.X, prepared.y, prepared.tasks, prepared.data, prepared.scale
+        X, unique, data, scale = prepared.X, prepared.tasks, prepared.data, prepared.scale
         config, dtype = self._check_params(X.shape[1])
         if dtype != prepared.dtype or self._layout() != prepared.layout:
             raise ValueError(f"prepared data has dtype {prepared.dtype} and layout {prepared.layout!r}; this "
