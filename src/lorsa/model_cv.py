@@ -30,38 +30,30 @@ near-ties the smaller model wins.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
 
 from . import _validation as v
 from ._cv_file import CVModelFile
 from ._cv_helpers import (
     _choices,
     _eb_fit,
-    _eb_fit_moments,
-    _moments_directions,
     _sorted_list,
     _sparse_part,
-    _warm_basis,
     default_ranks,
     default_sparsities,
     ridge_scale,
 )
+from ._cv_scoring import SHARED_RIDGES, CandidateScoring
 from ._estimator import TaskRegressorMixin, rows_weighted
-from .data import encode_tasks, split_rows
+from .data import encode_tasks
 from .model import LRSRegressor, predict_rows
 from .params import plain_value
 from .solvers.random_effects import posterior_means, task_gram_blocks
 from .solvers.task_resolve import (
-    TaskMoments,
-    moments_normals,
-    solve_coefficients,
     solve_normals,
-    support_features,
     support_normals,
     task_ridges,
 )
@@ -73,10 +65,9 @@ _OFFSETS = ("none", "single")
 _SHRINKAGES = ("ridge", "eb")
 _RIDGE_SEARCHES = ("basis", "fits")
 _RIDGE_FACTORS = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)
-_SHARED_RIDGES = (0.0, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
-class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
+class LRSRegressorCV(CandidateScoring, CVModelFile, TaskRegressorMixin):
     """:class:`LRSRegressor` with ``r``, ``k``, the ridge, the offset and the shrinkage of ``w_i`` chosen on held-out
     rows (ordered, warm-started search), then refitted on all rows.
 
@@ -119,11 +110,13 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         RMSE was lower overall on 5 (ML-100K seed 1: 0.8660 against 0.8791) and higher on 1 (ML-1M seed 2, by
         0.0004), lower on data-starved tasks on 4 and higher on 2 (by at most 0.0017), at 0.6-1.0x the search time.
     sparsity_patience : int, default 2
-        The sparsity path upward stops after this many consecutive ``k`` that do not improve the best hold-out RMSE
-        (1: at the first). Measured on the 14 MovieLens robustness rows against 1: the same model on 12; ML-100K
-        factor rank 100 went on from ``k = 1`` to ``k = 50`` (validation RMSE 0.8798 against 0.8870 overall, 1.0533
-        against 1.0610 on data-starved tasks), ML-100K seed 2 from ``k = 5`` to ``k = 20`` (0.8677 against 0.8676
-        overall, 1.0249 against 1.0161 on data-starved tasks), at up to 2.2x the fits (9 to 20 on the first).
+        At the rank path's first rank, the ``k`` path upward stops after this many consecutive ``k`` that do not
+        improve the best hold-out RMSE (later ranks and the revisits stop at the first). Measured on the 14 MovieLens
+        robustness rows against 1: the same model on 13; on ML-100K factor rank 100 the search went on from ``k = 1``
+        (worse than ``k = 0``) to ``k = 2`` and up to ``k = 50`` (validation RMSE 0.8798 against 0.8870 overall,
+        1.0533 against 1.0610 on data-starved tasks), with 9 to 20 fits there and 1 more on 3 rows. Applying it at
+        every rank found nothing more and made one row worse on data-starved tasks (ML-100K seed 2, 1.0249 against
+        1.0161) at up to 1.4x the fits.
     ridge_search : {"basis", "fits"}, default "basis"
         "basis": every fit scores the whole ridge grid on its own ``U`` and supports (each ridge one batched
         re-solve of the per-task least squares, :mod:`lorsa.solvers.task_resolve`, no ``U`` iterations); the next
@@ -170,7 +163,6 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
     """
 
     _min_features = 2
-    _eb_search_tol = 1e-5
 
     def __init__(self, ranks: Any = None, sparsities: Any = None, ridges: Any = None, *,
                  offsets: Any = ("none", "single"), shrinkages: Any = ("ridge", "eb"), cv: int | None = None,
@@ -229,28 +221,6 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
                              "ridge_search='fits' (pass ridge_exponents=(0.0,))")
         return {"rank": ranks, "sparsity": ks, "ridge": ridges, "offset": offsets, "shrinkage": shrinkages,
                 "exponent": exponents}
-
-    def _splits(self, index: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        """Held-out masks: one (hold-out) or K (folds over each task's rows)."""
-        if self.cv is None:
-            fraction = v.check_float("validation_fraction", self.validation_fraction, 0.0, 1.0,
-                                     low_inclusive=False, high_inclusive=False)
-            held = split_rows(index, fraction, rng)
-            if not held.any():
-                raise ValueError(f"validation_fraction={fraction:g} holds out no row (n_samples = {index.shape[0]}; "
-                                 "every task has too few rows); give a larger fraction or use LRSRegressor with fixed "
-                                 "parameters")
-            return [held]
-        folds = v.check_int("cv", self.cv, 2, 100)
-        n = index.shape[0]
-        order = np.lexsort((rng.random(n), index))
-        starts = np.flatnonzero(np.r_[True, index[order][1:] != index[order][:-1]])
-        counts = np.diff(np.r_[starts, n])
-        position = np.arange(n) - np.repeat(starts, counts)
-        fold = np.empty(n, dtype=np.int64)
-        fold[order] = position % folds
-        single = np.repeat(counts, counts)[np.argsort(order)] < 2  # a one-row task always trains
-        return [(fold == f) & ~single for f in range(folds)]
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any, tasks: Any = None, sample_weight: Any = None, *,
@@ -332,7 +302,10 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         stale, last = 0, current
         for r in axes["rank"]:
             start_row = evaluate({**last, "rank": r})
-            point, cand, _ = self._line_search("sparsity", axes["sparsity"], nxt(start_row), start_row, evaluate)
+            # at the path's first rank the k path looks `sparsity_patience` values ahead; later ranks start from
+            # the k found there and step while it helps
+            point, cand, _ = self._line_search("sparsity", axes["sparsity"], nxt(start_row), start_row, evaluate,
+                                               patience=self._sparsity_patience if r == axes["rank"][0] else 1)
             if not basis or point["sparsity"] > 0:  # the ridge also moves the supports of b_i: fitted, not re-solved
                 point, cand, _ = self._line_search("ridge", axes["ridge"], point, cand, evaluate)
             last = point
@@ -400,13 +373,13 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         return bool(cand["rmse"] < best["rmse"] * (1 - self.improvement))
 
     def _line_search(self, axis: str, values: list[Any], current: dict[str, Any], best: dict[str, Any],
-                     evaluate: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        """Move along one axis from the current point, upward then downward, while the score improves (upward in
-        ``k``: until ``sparsity_patience`` values in a row do not improve)."""
+                     evaluate: Any, patience: int = 1) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """Move along one axis from the current point, upward then downward, while the score improves (upward: until
+        ``patience`` values in a row do not improve)."""
         pos = values.index(current[axis])
         moved = False
         for direction in (1, -1):
-            patience = self._sparsity_patience if axis == "sparsity" and direction > 0 else 1
+            limit = patience if direction > 0 else 1
             p, misses = pos + direction, 0
             while 0 <= p < len(values):
                 cand = evaluate({**current, axis: values[p]})
@@ -414,130 +387,12 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
                     best, current, pos, moved, misses = cand, self._next_point(cand), p, True, 0
                 else:
                     misses += 1
-                    if misses >= patience:
+                    if misses >= limit:
                         break
                 p += direction
             if moved:
                 break
         return current, best, moved
-
-    def _prepare_split(self, X, y, index, X_held, y_held, index_held, seed) -> dict[str, Any]:
-        from .baselines.single import SingleModel
-
-        single = SingleModel(_SHARED_RIDGES, random_state=seed).fit(X, y, index)
-        return {"X": X, "y": y, "index": index, "X_held": X_held, "y_held": y_held, "index_held": index_held,
-                "offset": single.coef_, "warm": {}, "directions": {}, "best_rmse": {}}
-
-    def _lrs(self, point: dict[str, Any], init: Any, seed: int, search: bool = False) -> LRSRegressor:
-        tol = max(self.tol, self.search_tol) if search else self.tol
-        max_iter = min(self.max_iter, self.search_max_iter) if search else self.max_iter
-        return LRSRegressor(rank=point["rank"], sparsity=point["sparsity"], ridge=point["ridge"], init=init,
-                            max_iter=max_iter, tol=tol, engine=self.engine, n_jobs=self.n_jobs,
-                            dtype=self.dtype, random_state=seed)
-
-    def _init(self, split: dict[str, Any], point: dict[str, Any]) -> Any:
-        warm = split["warm"].get((point["offset"], point["sparsity"]))
-        if warm is None or warm[0].shape[1] > point["rank"]:
-            return "moments"
-        U, gram_w = warm
-        return _warm_basis(U, gram_w, point["rank"], split["directions"][point["offset"]])
-
-    @staticmethod
-    def _moments(split: dict[str, Any], train_index: np.ndarray, n_tasks: int) -> TaskMoments | None:
-        """The split's per-task moments of its training rows (built at first use), or None where they would be
-        larger than the rows (then every candidate reads the rows)."""
-        if "moments" not in split:
-            X = split["X"]
-            split["moments"] = (TaskMoments.from_rows(X, split["y"], train_index, n_tasks)
-                                if TaskMoments.worthwhile(X.shape[0], n_tasks, X.shape[1]) else None)
-        return split["moments"]
-
-    def _evaluate(self, point, splits, axes, seed) -> dict[str, Any]:
-        tic = time.perf_counter()
-        shrinkages = axes["shrinkage"]
-        basis = self.ridge_search == "basis"
-        settings = [(lam, a) for lam in axes["ridge"] for a in axes["exponent"]] if basis else []
-        sq = {"ridge": 0.0, "eb": 0.0}
-        sq_set = dict.fromkeys(settings, 0.0)
-        n_held, n_iter = 0, 0
-        fitted = []
-        for split in splits:
-            X, index, Xh = split["X"], split["index"], split["X_held"]
-            theta0 = split["offset"] if point["offset"] == "single" else None
-            offset = np.zeros(X.shape[1]) if theta0 is None else theta0
-            target = split["y"] - X @ offset
-            if point["offset"] not in split["directions"]:
-                split["directions"][point["offset"]] = _moments_directions(X, target)
-            init = self._init(split, point)
-            if isinstance(init, str):  # the method of moments: its top-r directions, computed once per offset
-                init = np.ascontiguousarray(split["directions"][point["offset"]][:, :point["rank"]])
-            est = self._lrs(point, init, seed, search=True)
-            # the bucketed rows of the last offset's targets are kept for the next candidates (one copy at a time)
-            if split.get("prepared", (None,))[0] != point["offset"]:
-                split["prepared"] = (point["offset"], est._prepare(X, target, index))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est._fit_prepared(split["prepared"][1])
-            n_iter += est.n_iter_
-            est_index = np.searchsorted(est.tasks_, split["index_held"])
-            train_index, n_t = np.searchsorted(est.tasks_, index), est.tasks_.shape[0]
-            moments = self._moments(split, train_index, n_t)
-            base = Xh @ offset
-            pred = predict_rows(Xh, est_index, est.U_, est.W_, est.B_) + base
-            sq["ridge"] += float(np.sum((pred - split["y_held"]) ** 2))
-            if "eb" in shrinkages:
-                eb = (_eb_fit(X, target, train_index, n_t, est.U_, est.B_, tol=self._eb_search_tol) if moments is None
-                      else _eb_fit_moments(moments, theta0, est.U_, est.B_, tol=self._eb_search_tol))
-                pred_eb = predict_rows(Xh, est_index, est.U_, eb.coef, est.B_) + base
-                sq["eb"] += float(np.sum((pred_eb - split["y_held"]) ** 2))
-            if settings:
-                # the ridge grid scored on this fit's U and supports: one batched re-solve per ridge, no U iterations
-                counts = np.bincount(train_index, minlength=n_t)
-                normals = (support_normals(X, target, train_index, n_t, est.U_, est.B_, point["sparsity"])
-                           if moments is None else moments_normals(moments, theta0, est.U_, est.B_, point["sparsity"]))
-                F = support_features(Xh, est_index, est.U_, normals)
-                for lam, a in settings:
-                    theta = solve_coefficients(normals, task_ridges(counts, lam, a, float(np.median(counts))))
-                    sq_set[(lam, a)] += float(np.sum((np.einsum("np,np->n", F, theta[est_index]) + base
-                                                      - split["y_held"]) ** 2))
-            n_held += int(Xh.shape[0])
-            fitted.append(est)
-        rm = {k: float(np.sqrt(s / max(n_held, 1))) for k, s in sq.items()}
-        best_ridge, exponent, resolved = point["ridge"], 0.0, rm["ridge"]
-        if settings:
-            # prefer the fit's own setting, then smaller exponents and ridges, among exact ties
-            own = (point["ridge"], 0.0)
-            order = sorted(settings, key=lambda sa: (sq_set[sa], sa != own, abs(sa[1]), sa[0]))
-            best_ridge, exponent = order[0]
-            resolved = float(np.sqrt(sq_set[order[0]] / max(n_held, 1)))
-            if own in sq_set and sq_set[own] <= sq_set[order[0]]:
-                best_ridge, exponent, resolved = point["ridge"], 0.0, rm["ridge"]
-        allowed = {"ridge": min(resolved, rm["ridge"]), **({"eb": rm["eb"]} if "eb" in shrinkages else {})}
-        allowed = {k: allowed[k] for k in shrinkages}
-        shrink = min(allowed, key=lambda k: (allowed[k], k != "ridge"))
-        if shrink == "eb" or resolved >= rm["ridge"]:
-            best_ridge, exponent = point["ridge"], 0.0
-        row = {**point, "rmse_ridge": rm["ridge"], "rmse_eb": rm["eb"] if "eb" in shrinkages else float("nan"),
-               "rmse": allowed[shrink], "shrinkage": shrink, "best_ridge": best_ridge, "exponent": exponent,
-               "rmse_resolved": resolved, "n_iter": n_iter, "fit_seconds": time.perf_counter() - tic}
-        self._results.append(row)
-        # A later candidate with the same offset and k starts from the best fit so far of that pair (kept small: U
-        # and W^T W, never W). Starts from another k or truncated from a larger r were measured to land in poorer
-        # fits (U had compensated for other supports), so those start from the method of moments.
-        # A fit that stopped at max_iter is not a start (measured on synthetic LRS data: an unconverged rank-2 fit
-        # passed on led to rank-3 and rank-4 fits stuck at 3-8x the hold-out error of the same fits from the moments).
-        key = (point["offset"], point["sparsity"])
-        for split, est in zip(splits, fitted, strict=True):
-            if est.converged_ and row["rmse"] <= split["best_rmse"].get(key, np.inf):
-                split["best_rmse"][key] = row["rmse"]
-                split["warm"][key] = (est.U_, est.W_.T @ est.W_)
-        if self.verbose:
-            print(f"r={point['rank']:3d} k={point['sparsity']:3d} ridge={point['ridge']:.4g} "
-                  f"offset={point['offset']:6s} rmse(ridge)={rm['ridge']:.5f} rmse(eb)={row['rmse_eb']:.5f} "
-                  f"resolved {resolved:.5f} at ridge={best_ridge:.4g} exponent={exponent:g} "
-                  f"({row['fit_seconds']:.2f} s, {n_iter} it)",
-                  flush=True)
-        return row
 
     def _refit(self, X, y, index, unique, init) -> None:
         from .baselines.single import SingleModel
@@ -547,7 +402,7 @@ class LRSRegressorCV(CVModelFile, TaskRegressorMixin):
         seed = int(v.check_random_state(self.random_state).integers(0, 2**31 - 1))
         offset = np.zeros(X.shape[1])
         if best["offset"] == "single":
-            offset = SingleModel(_SHARED_RIDGES, random_state=seed).fit(X, y, index).coef_
+            offset = SingleModel(SHARED_RIDGES, random_state=seed).fit(X, y, index).coef_
         target = y - X @ offset
         est = self._lrs({**best, "ridge": best.get("basis_ridge", best["ridge"])}, init, seed).fit(X, target, index)
         self.w_prior_mean_ = self.w_prior_cov_ = self.noise_var_ = None
