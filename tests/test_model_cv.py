@@ -238,3 +238,16 @@ def test_prepared_rows_fit_like_fit(lrs_problem):
         LRSRegressor(rank=2)._fit_prepared(prepared)
     with pytest.raises(ValueError, match="dtype"):
         LRSRegressor(rank=2, dtype="float32")._fit_prepared(LRSRegressor(rank=1)._prepare(X, y, tasks))
+
+
+def test_refit_uses_the_offset_ridge_chosen_in_the_search(lrs_problem):
+    """theta_0's ridge is chosen on the search's held-out rows, like r and k, and the refit on all rows uses it."""
+    from lorsa.baselines.single import pooled_ridge
+
+    P = lrs_problem
+    keep = P.tasks < 40
+    X, y, tasks = P.X[keep], P.y[keep] + 3.0 * P.X[keep, 0], P.tasks[keep]   # a shared part for theta_0 to find
+    est = LRSRegressorCV(ranks=[3], sparsities=[2], offsets=("single",), random_state=0).fit(X, y, tasks=tasks)
+    assert est.offset_ridge_ in (0.0, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+    # the same normal equations, solved once (round-off only)
+    np.testing.assert_allclose(est.offset_, pooled_ridge(X, y, est.offset_ridge_), rtol=1e-10, atol=1e-12)

@@ -69,7 +69,8 @@ class CandidateScoring:
 
         single = SingleModel(SHARED_RIDGES, random_state=seed).fit(X, y, index)
         return {"X": X, "y": y, "index": index, "X_held": X_held, "y_held": y_held, "index_held": index_held,
-                "offset": single.coef_, "warm": {}, "directions": {}, "best_rmse": {}}
+                "offset": single.coef_, "offset_ridge": float(single.best_params_["ridge"]), "warm": {},
+                "directions": {}, "best_rmse": {}}
 
     def _lrs(self, point: dict[str, Any], init: Any, seed: int, search: bool = False) -> LRSRegressor:
         tol = max(self.tol, self.search_tol) if search else self.tol

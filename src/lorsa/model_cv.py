@@ -156,6 +156,9 @@ class LRSRegressorCV(CandidateScoring, CVModelFile, TaskRegressorMixin):
         As in :class:`LRSRegressor` (``n_iter_``: AMHT-LRS iterations of the final refit).
     offset_ : ndarray of shape (d,)
         ``theta_0`` (zeros for ``offset="none"``).
+    offset_ridge_ : float
+        The ridge of ``theta_0``'s pooled model, chosen on the search's held-out rows (the most frequent over
+        folds) and used by the refit and :meth:`fit_best` (not saved).
     w_prior_mean_, w_prior_cov_, noise_var_
         The empirical-Bayes prior and noise variance (``shrinkage="eb"``; else None).
     W_ridge_ : ndarray of shape (t, r)
@@ -342,6 +345,9 @@ class LRSRegressorCV(CandidateScoring, CVModelFile, TaskRegressorMixin):
                              "exponent", "rmse_resolved", "shrinkage", "n_iter", "fit_seconds")}
         self.cv_results_["params"] = [{k: r[k] for k in ("rank", "sparsity", "ridge", "offset")} for r in self._results]
         self.n_fits_ = len(splits) * len(self._results)
+        # theta_0's ridge, chosen on the splits like every other hyper-parameter (the most frequent over folds)
+        chosen = [split["offset_ridge"] for split in splits]
+        self.offset_ridge_ = float(min(set(chosen), key=lambda lam: (-chosen.count(lam), lam)))
         self.holdout_mask_ = helds[0] if len(helds) == 1 else None
         self._warm = self._init(splits[0], best)
         for split in splits:  # the search's bucketed rows and moments are not needed by the refit
@@ -402,7 +408,8 @@ class LRSRegressorCV(CandidateScoring, CVModelFile, TaskRegressorMixin):
         seed = int(v.check_random_state(self.random_state).integers(0, 2**31 - 1))
         offset = np.zeros(X.shape[1])
         if best["offset"] == "single":
-            offset = SingleModel(SHARED_RIDGES, random_state=seed).fit(X, y, index).coef_
+            ridge = getattr(self, "offset_ridge_", None)  # a model saved before it was kept: chosen again
+            offset = SingleModel(SHARED_RIDGES if ridge is None else ridge, random_state=seed).fit(X, y, index).coef_
         target = y - X @ offset
         est = self._lrs({**best, "ridge": best.get("basis_ridge", best["ridge"])}, init, seed).fit(X, target, index)
         self.w_prior_mean_ = self.w_prior_cov_ = self.noise_var_ = None
