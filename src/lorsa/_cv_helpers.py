@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from . import _validation as v
 from .model import predict_rows
+from .solvers.init import moments_matrix, top_eigenvectors
 from .solvers.random_effects import fit_random_effects, task_gram_blocks
 from .solvers.task_resolve import TaskMoments, moments_residual_block
 
@@ -84,15 +85,10 @@ def _warm_basis(U: np.ndarray, gram_w: np.ndarray, rank: int, directions: np.nda
     return np.ascontiguousarray(Q[:, :rank])
 
 
-def _moments_directions(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """All eigenvectors of ``(1/N) sum y^2 x x^T`` by decreasing eigenvalue (SPEC §4), for growing a basis."""
-    d = X.shape[1]
-    M = np.zeros((d, d))
-    for start in range(0, X.shape[0], chunk_rows):
-        Xc = X[start:start + chunk_rows]
-        M += Xc.T @ (Xc * (y[start:start + chunk_rows] ** 2)[:, None])
-    _, vecs = np.linalg.eigh(0.5 * (M + M.T))
-    return vecs[:, ::-1]
+def _moments_directions(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """All eigenvectors of ``(1/N) sum y^2 x x^T`` by decreasing eigenvalue (SPEC §4), for growing a basis (the
+    method of moments' matrix, :func:`lorsa.solvers.init.moments_matrix`)."""
+    return top_eigenvectors(moments_matrix(X, y), X.shape[1])
 
 
 def _sorted_list(name: str, values: Any, check: Any) -> list[Any]:
